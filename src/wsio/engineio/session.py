@@ -1,0 +1,474 @@
+"""One Engine.IO session on the server: transports, upgrade, heartbeat, queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from base64 import b64encode
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..http.headers import Headers
+from ..http.request import Request, Response
+from . import packets as eio
+from .packets import PacketType
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["HandshakeInfo", "Session", "WebSocketTransport"]
+
+logger = logging.getLogger("wsio.engineio")
+
+Data = str | bytes
+
+_MESSAGE = PacketType.MESSAGE
+_PONG = PacketType.PONG
+_PING = PacketType.PING
+_CLOSE = PacketType.CLOSE
+_UPGRADE = PacketType.UPGRADE
+
+
+class WebSocketTransport(Protocol):
+    """What a session needs from a WebSocket (built-in or ASGI)."""
+
+    remote_address: tuple[str, int] | None
+
+    def set_callbacks(
+        self,
+        on_message: Callable[[Data], None] | None,
+        on_closed: Callable[[Any], None] | None = None,
+    ) -> None: ...
+
+    def write_message(self, message: Data) -> bool: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+    def abort(self) -> None: ...
+
+    @property
+    def write_buffer_size(self) -> int: ...
+
+
+@dataclass(slots=True)
+class HandshakeInfo:
+    """What the client's first request looked like.
+
+    ``time`` is the handshake's wall-clock time (ISO 8601, as Node's
+    ``handshake.time``), ``issued`` the same in milliseconds since the epoch.
+    """
+
+    headers: Headers
+    query: dict[str, str]
+    address: str | None
+    url: str
+    secure: bool
+    issued: int = field(default_factory=lambda: int(time.time() * 1000))
+    time: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.time:
+            self.time = time.strftime("%a %b %d %Y %H:%M:%S GMT", time.gmtime(self.issued / 1000))
+
+
+def _polling_part(item: Data) -> str:
+    if item.__class__ is str:
+        return item  # type: ignore[return-value]
+    return "b" + b64encode(item).decode("ascii")  # type: ignore[arg-type]
+
+
+class Session:
+    """A client's Engine.IO session.
+
+    Messages are sent with :meth:`send` (or :meth:`write` from synchronous
+    code); the server's ``message`` handler receives what the client sends.
+    ``transport`` is ``"polling"`` or ``"websocket"``.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_close_timer",
+        "_closed",
+        "_flush_scheduled",
+        "_ping_timer",
+        "_poll",
+        "_pong_timer",
+        "_probe",
+        "_probe_answered",
+        "_queue",
+        "_upgrade_timer",
+        "_ws",
+        "closed_reason",
+        "data",
+        "handshake",
+        "loop",
+        "server",
+        "sid",
+        "transport",
+    )
+
+    def __init__(self, server: Server, sid: str, handshake: HandshakeInfo, transport: str) -> None:
+        self.server = server
+        self.sid = sid
+        self.handshake = handshake
+        self.transport = transport
+        self.data: dict[str, Any] = {}
+        """Free for the application's use."""
+        self.loop = asyncio.get_running_loop()
+        self.closed_reason: str | None = None
+        self._closed = False
+        self._queue: list[Data] = []
+        self._poll: asyncio.Future[str | None] | None = None
+        self._flush_scheduled = False
+        self._ws: WebSocketTransport | None = None
+        self._probe: WebSocketTransport | None = None
+        self._probe_answered = False
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pong_timer: asyncio.TimerHandle | None = None
+        self._upgrade_timer: asyncio.TimerHandle | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        return f"<Session {self.sid} {self.transport}{' closed' if self._closed else ''}>"
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session is over."""
+        return self._closed
+
+    @property
+    def upgrading(self) -> bool:
+        """Whether a WebSocket probe is in progress."""
+        return self._probe is not None
+
+    # -- sending -------------------------------------------------------------
+
+    def write(self, data: Data) -> bool:
+        """Queue a message for the client without waiting.
+
+        Returns False when the connection's buffer is above its high-water
+        mark (the caller may then ``await`` :meth:`drain`). Messages sent to
+        a closed session are dropped.
+        """
+        if self._closed:
+            return False
+        if data.__class__ is str:
+            return self._write_raw("4" + data)  # type: ignore[operator]
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        return self._write_raw(data)
+
+    async def send(self, data: Data) -> None:
+        """Send a message (``str`` as text, ``bytes`` as binary)."""
+        if not self.write(data):
+            await self.drain()
+
+    def _write_raw(self, item: Data) -> bool:
+        ws = self._ws
+        if ws is not None:
+            try:
+                return ws.write_message(item)
+            except Exception:  # the socket is gone; its close callback ends the session
+                return True
+        self._queue.append(item)
+        if self._poll is not None and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_poll)
+        return len(self._queue) < 1024
+
+    def write_prepared(self, prepared: Any, item: Data) -> None:
+        """Write a frame prepared once for many sessions (``item`` for polling)."""
+        if self._closed:
+            return
+        ws = self._ws
+        if ws is not None and hasattr(ws, "send_prepared"):
+            try:
+                ws.send_prepared(prepared)  # type: ignore[attr-defined]
+            except Exception:
+                pass
+            return
+        self._write_raw(item)
+
+    async def drain(self) -> None:
+        """Wait until the transport can take more data."""
+        ws = self._ws
+        if ws is not None:
+            try:
+                await ws.drain()
+            except Exception:
+                pass
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes (WebSocket) or messages (polling) waiting to be sent."""
+        if self._ws is not None:
+            return self._ws.write_buffer_size
+        return len(self._queue)
+
+    # -- polling ---------------------------------------------------------------
+
+    def _flush_poll(self) -> None:
+        self._flush_scheduled = False
+        poll = self._poll
+        if poll is None or not self._queue:
+            return
+        self._poll = None
+        queue = self._queue
+        self._queue = []
+        if not poll.done():
+            poll.set_result("\x1e".join([_polling_part(i) for i in queue]))
+
+    async def handle_poll(self, request: Request) -> Response | str:
+        """A long-polling GET: returns the payload to send (or an error response)."""
+        if self._poll is not None:
+            # "at most one concurrent GET": the session is closed.
+            self._fail("transport error", "overlapping GET requests")
+            return self.server.error_response(request, 3, "Bad request")
+        if self._queue:
+            queue = self._queue
+            self._queue = []
+            return "\x1e".join([_polling_part(i) for i in queue])
+        if self._closed:
+            return "1"
+        if self._probe_answered:
+            return eio.NOOP_WS
+        poll: asyncio.Future[str | None] = self.loop.create_future()
+        self._poll = poll
+
+        def gone() -> None:
+            if not poll.done():
+                poll.set_result(None)
+
+        request.add_disconnect_callback(gone)
+        body = await poll
+        if self._poll is poll:
+            self._poll = None
+        if body is None:
+            if not self._closed and self.transport == "polling" and not request.disconnected:
+                return "6"
+            if not self._closed and self.transport == "polling":
+                self._fail("transport error", "poll connection closed prematurely")
+            return "1"
+        return body
+
+    def handle_post(self, body: bytes) -> str | None:
+        """A long-polling POST: returns None when accepted, else an error message."""
+        try:
+            packets = eio.decode_payload(body)
+        except eio.DecodeError as exc:
+            self._fail("parse error", f"bad polling payload: {exc}")
+            return str(exc)
+        for packet in packets:
+            if self._closed:
+                break
+            self._on_packet(packet, websocket=False)
+        return None
+
+    # -- WebSocket ---------------------------------------------------------------
+
+    def attach_websocket(self, ws: WebSocketTransport) -> None:
+        """Use *ws* as the transport of a session opened over WebSocket."""
+        self._ws = ws
+        self.transport = "websocket"
+        ws.set_callbacks(self._on_ws_message, self._on_ws_closed)
+
+    def _on_ws_message(self, data: Data) -> None:
+        if self._closed:
+            return
+        try:
+            packet = eio.decode_ws(data)
+        except eio.DecodeError as exc:
+            self._fail("parse error", f"bad packet: {exc}")
+            return
+        self._on_packet(packet, websocket=True)
+
+    def _on_ws_closed(self, ws: Any) -> None:
+        if not self._closed and ws is self._ws:
+            self._close("transport close", notify=False)
+
+    # -- upgrade -------------------------------------------------------------------
+
+    def start_upgrade(self, ws: WebSocketTransport) -> None:
+        """Probe *ws* as the new transport (the client's ``2probe`` follows)."""
+        self._probe = ws
+        self._probe_answered = False
+        ws.set_callbacks(self._on_probe_message, self._on_probe_closed)
+        self._upgrade_timer = self.loop.call_later(
+            self.server.upgrade_timeout, self._upgrade_timeout
+        )
+
+    def _on_probe_message(self, data: Data) -> None:
+        ws = self._probe
+        if ws is None or self._closed:
+            return
+        if data == eio.PING_PROBE and not self._probe_answered:
+            self._probe_answered = True
+            ws.write_message(eio.PONG_PROBE)
+            # A pending GET returns now (its data, or a noop), so the client
+            # can pause polling.
+            if self._poll is not None:
+                if self._queue:
+                    self._flush_poll()
+                else:
+                    poll, self._poll = self._poll, None
+                    if not poll.done():
+                        poll.set_result(eio.NOOP_WS)
+            return
+        if data == eio.UPGRADE_WS and self._probe_answered:
+            self._finish_upgrade(ws)
+            return
+        logger.info("session %s: unexpected packet during upgrade: %r", self.sid, data[:32])
+        self._cancel_upgrade(close=True)
+
+    def _finish_upgrade(self, ws: WebSocketTransport) -> None:
+        if self._upgrade_timer is not None:
+            self._upgrade_timer.cancel()
+            self._upgrade_timer = None
+        self._probe = None
+        self._probe_answered = False
+        self._ws = ws
+        self.transport = "websocket"
+        ws.set_callbacks(self._on_ws_message, self._on_ws_closed)
+        poll, self._poll = self._poll, None
+        if poll is not None and not poll.done():
+            poll.set_result(eio.NOOP_WS)
+        queue, self._queue = self._queue, []
+        for item in queue:
+            try:
+                ws.write_message(item)
+            except Exception:
+                break
+        self.server._on_upgrade(self)
+
+    def _on_probe_closed(self, ws: Any) -> None:
+        if ws is self._probe:
+            self._cancel_upgrade(close=False)
+
+    def _upgrade_timeout(self) -> None:
+        self._upgrade_timer = None
+        if self._probe is not None:
+            logger.info("session %s: upgrade timed out", self.sid)
+            self._cancel_upgrade(close=True)
+
+    def _cancel_upgrade(self, *, close: bool) -> None:
+        ws = self._probe
+        self._probe = None
+        self._probe_answered = False
+        if self._upgrade_timer is not None:
+            self._upgrade_timer.cancel()
+            self._upgrade_timer = None
+        if ws is not None:
+            ws.set_callbacks(None, None)
+            if close:
+                ws.abort()
+
+    # -- packets -------------------------------------------------------------------
+
+    def _on_packet(self, packet: eio.Packet, *, websocket: bool) -> None:
+        ptype = packet.type
+        if ptype is _MESSAGE:
+            self.server._on_message(self, packet.data)  # type: ignore[arg-type]
+        elif ptype is _PONG:
+            if self._pong_timer is not None:
+                self._pong_timer.cancel()
+                self._pong_timer = None
+                self._schedule_ping()
+        elif ptype is _CLOSE:
+            self._close("transport close")
+        elif ptype is _PING:
+            # Clients of v4 do not ping; answer anyway, it costs nothing.
+            self._write_raw("3" + packet.data if packet.data else "3")
+        # NOOP and stray UPGRADE packets are ignored.
+
+    # -- heartbeat -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the heartbeat (called once the open packet is on its way)."""
+        self._schedule_ping()
+
+    def _schedule_ping(self) -> None:
+        if not self._closed:
+            self._ping_timer = self.loop.call_later(self.server.ping_interval, self._send_ping)
+
+    def _send_ping(self) -> None:
+        self._ping_timer = None
+        if self._closed:
+            return
+        self._write_raw(eio.PING_WS)
+        self._pong_timer = self.loop.call_later(self.server.ping_timeout, self._on_ping_timeout)
+
+    def _on_ping_timeout(self) -> None:
+        self._pong_timer = None
+        if not self._closed:
+            logger.info("session %s: ping timeout", self.sid)
+            self._close("ping timeout", notify=False)
+
+    # -- closing ---------------------------------------------------------------------
+
+    def _fail(self, reason: str, detail: str) -> None:
+        logger.info("session %s closed (%s): %s", self.sid, reason, detail)
+        self._close(reason)
+
+    async def close(self) -> None:
+        """Close the session from the server side (reason ``"forced close"``)."""
+        ws = self._ws
+        self._close("forced close")
+        if ws is not None:
+            try:
+                await ws.close(1000)
+            except Exception:
+                pass
+
+    def _close(self, reason: str, *, notify: bool = True) -> None:
+        """End the session once; ``notify`` tells the client with a close packet."""
+        if self._closed:
+            return
+        self._closed = True
+        self.closed_reason = reason
+        for name in ("_ping_timer", "_pong_timer", "_upgrade_timer"):
+            handle = getattr(self, name)
+            if handle is not None:
+                handle.cancel()
+                setattr(self, name, None)
+        if self._probe is not None:
+            self._cancel_upgrade(close=True)
+        ws = self._ws
+        if ws is not None:
+            ws.set_callbacks(None, None)
+            if notify:
+                try:
+                    ws.write_message(eio.CLOSE_WS)
+                except Exception:
+                    pass
+            self.loop.create_task(_close_ws(ws))
+        else:
+            poll, self._poll = self._poll, None
+            self._queue.clear()
+            if poll is not None and not poll.done():
+                poll.set_result(eio.CLOSE_WS if notify else None)
+            elif notify and reason == "forced close":
+                # Answer the client's next GET with a close packet.
+                self._queue = [eio.CLOSE_WS]
+                self._close_timer = self.loop.call_later(self.server.ping_timeout, self._forget)
+        if self._close_timer is None:
+            self._forget()
+        self.server._on_close(self, reason)
+
+    def _forget(self) -> None:
+        self._close_timer = None
+        self.server._forget(self)
+
+
+async def _close_ws(ws: WebSocketTransport) -> None:
+    try:
+        await ws.close(1000)
+    except Exception:
+        ws.abort()
