@@ -8,6 +8,7 @@ import time
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..http.headers import Headers
@@ -43,6 +44,9 @@ class WebSocketTransport(Protocol):
     ) -> None: ...
 
     def write_message(self, message: Data) -> bool: ...
+
+    @property
+    def writable(self) -> bool: ...
 
     def pause_reading(self) -> None: ...
 
@@ -101,6 +105,7 @@ class Session:
         "_ping_timer",
         "_poll",
         "_pong_timer",
+        "_post",
         "_probe",
         "_probe_answered",
         "_queue",
@@ -110,6 +115,7 @@ class Session:
         "data",
         "handshake",
         "loop",
+        "owner",
         "server",
         "sid",
         "transport",
@@ -122,11 +128,14 @@ class Session:
         self.transport = transport
         self.data: dict[str, Any] = {}
         """Free for the application's use."""
+        self.owner: Any = None
+        """The object a layer built on top attaches to the session (Socket.IO's connection)."""
         self.loop = asyncio.get_running_loop()
         self.closed_reason: str | None = None
         self._closed = False
         self._queue: list[Data] = []
         self._poll: asyncio.Future[str | None] | None = None
+        self._post: Request | None = None
         self._flush_scheduled = False
         self._ws: WebSocketTransport | None = None
         self._probe: WebSocketTransport | None = None
@@ -197,6 +206,48 @@ class Session:
             return
         self._write_raw(item)
 
+    def write_items(self, items: list[Data], prepared: Any = None, *, volatile: bool = False) -> bool:
+        """Write Engine.IO packets in their WebSocket form (``"4text"`` or raw bytes).
+
+        ``prepared`` (a list of prepared frames for the same items) is used on
+        a WebSocket transport. With ``volatile``, nothing is written when the
+        client is not ready (WebSocket buffer full, or no pending poll) and
+        False is returned. Otherwise returns whether the transport is below
+        its high-water mark.
+        """
+        if self._closed:
+            return False
+        ws = self._ws
+        if ws is not None:
+            if volatile and not ws.writable:  # type: ignore[attr-defined]
+                return False
+            try:
+                send_prepared = getattr(ws, "send_prepared", None) if prepared is not None else None
+                if send_prepared is not None:
+                    for frame in prepared:
+                        send_prepared(frame)
+                    return ws.writable  # type: ignore[attr-defined,no-any-return]
+                ok = True
+                for item in items:
+                    ok = ws.write_message(item)
+                return ok
+            except Exception:  # gone: its close callback ends the session
+                return False
+        if volatile and self._poll is None:
+            return False
+        ok = True
+        for item in items:
+            ok = self._write_raw(item)
+        return ok
+
+    @property
+    def writable(self) -> bool:
+        """Whether a write now would reach the client without piling up."""
+        ws = self._ws
+        if ws is not None:
+            return bool(ws.writable)  # type: ignore[attr-defined]
+        return self._poll is not None or len(self._queue) < 1024
+
     async def drain(self) -> None:
         """Wait until the transport can take more data."""
         ws = self._ws
@@ -232,14 +283,18 @@ class Session:
             # "at most one concurrent GET": the session is closed.
             self._fail("transport error", "overlapping GET requests")
             return self.server.error_response(request, 3, "Bad request")
+        if self._probe_answered and not self._closed:
+            # Upgrading: the client must pause polling; data waits for the WebSocket.
+            return eio.NOOP_WS
         if self._queue:
             queue = self._queue
             self._queue = []
+            if self._closed:
+                # The close packet is in this payload: the session can go.
+                self._forget()
             return "\x1e".join([_polling_part(i) for i in queue])
         if self._closed:
-            return "1"
-        if self._probe_answered:
-            return eio.NOOP_WS
+            return eio.CLOSE_WS
         poll: asyncio.Future[str | None] = self.loop.create_future()
         self._poll = poll
 
@@ -252,12 +307,26 @@ class Session:
         if self._poll is poll:
             self._poll = None
         if body is None:
-            if not self._closed and self.transport == "polling" and not request.disconnected:
-                return "6"
             if not self._closed and self.transport == "polling":
                 self._fail("transport error", "poll connection closed prematurely")
-            return "1"
+            return eio.CLOSE_WS
         return body
+
+    def begin_post(self, request: Request) -> None:
+        """A POST's head arrived (its body may still be on its way).
+
+        "At most one concurrent POST": a second one closes the session.
+        """
+        if self._post is not None and self._post is not request:
+            self._fail("transport error", "overlapping POST requests")
+            return
+        self._post = request
+        request.add_disconnect_callback(lambda: self.end_post(request))
+
+    def end_post(self, request: Request) -> None:
+        """The POST *request* was answered (or abandoned)."""
+        if self._post is request:
+            self._post = None
 
     def handle_post(self, body: bytes) -> str | None:
         """A long-polling POST: returns None when accepted, else an error message."""
@@ -300,27 +369,33 @@ class Session:
         """Probe *ws* as the new transport (the client's ``2probe`` follows)."""
         self._probe = ws
         self._probe_answered = False
-        ws.set_callbacks(self._on_probe_message, self._on_probe_closed)
+        ws.set_callbacks(partial(self._on_probe_message, ws), self._on_probe_closed)
         self._upgrade_timer = self.loop.call_later(
             self.server.upgrade_timeout, self._upgrade_timeout
         )
 
-    def _on_probe_message(self, data: Data) -> None:
-        ws = self._probe
-        if ws is None or self._closed:
+    def _on_probe_message(self, ws: WebSocketTransport, data: Data) -> None:
+        if ws is not self._probe:
+            # Messages read together with the upgrade packet can still come
+            # through this callback: they belong to the new transport.
+            if ws is self._ws:
+                self._on_ws_message(data)
+            return
+        if self._closed:
             return
         if data == eio.PING_PROBE and not self._probe_answered:
             self._probe_answered = True
-            ws.write_message(eio.PONG_PROBE)
-            # A pending GET returns now (its data, or a noop), so the client
-            # can pause polling.
-            if self._poll is not None:
-                if self._queue:
-                    self._flush_poll()
-                else:
-                    poll, self._poll = self._poll, None
-                    if not poll.done():
-                        poll.set_result(eio.NOOP_WS)
+            try:
+                ws.write_message(eio.PONG_PROBE)
+            except Exception:
+                self._cancel_upgrade(close=True)
+                return
+            # A pending GET returns now with a noop, so the client can pause
+            # polling; anything queued meanwhile waits for the upgrade packet
+            # and then goes over the WebSocket, in order.
+            poll, self._poll = self._poll, None
+            if poll is not None and not poll.done():
+                poll.set_result(eio.NOOP_WS)
             return
         if data == eio.UPGRADE_WS and self._probe_answered:
             self._finish_upgrade(ws)
@@ -382,7 +457,8 @@ class Session:
                 self._pong_timer = None
                 self._schedule_ping()
         elif ptype is _CLOSE:
-            self._close("transport close")
+            # The client is leaving: nothing more to tell it.
+            self._close("transport close", notify=False)
         elif ptype is _PING:
             # Clients of v4 do not ping; answer anyway, it costs nothing.
             self._write_raw("3" + packet.data if packet.data else "3")
@@ -428,7 +504,13 @@ class Session:
                 pass
 
     def _close(self, reason: str, *, notify: bool = True) -> None:
-        """End the session once; ``notify`` tells the client with a close packet."""
+        """End the session once; ``notify`` tells the client with a close packet.
+
+        On polling, a server-side close (``"forced close"``) delivers what is
+        still queued followed by the close packet (to the pending GET or the
+        next one); a close packet from the client ends a pending GET with a
+        noop; errors drop the queue and end a pending GET with a close packet.
+        """
         if self._closed:
             return
         self._closed = True
@@ -440,6 +522,7 @@ class Session:
                 setattr(self, name, None)
         if self._probe is not None:
             self._cancel_upgrade(close=True)
+        self._probe_answered = False
         ws = self._ws
         if ws is not None:
             ws.set_callbacks(None, None)
@@ -449,21 +532,29 @@ class Session:
                 except Exception:
                     pass
             self.loop.create_task(_close_ws(ws))
+            self._forget()
         else:
             poll, self._poll = self._poll, None
-            self._queue.clear()
-            if poll is not None and not poll.done():
-                poll.set_result(eio.CLOSE_WS if notify else None)
-            elif notify and reason == "forced close":
-                # Answer the client's next GET with a close packet.
-                self._queue = [eio.CLOSE_WS]
-                self._close_timer = self.loop.call_later(self.server.ping_timeout, self._forget)
-        if self._close_timer is None:
-            self._forget()
+            if reason == "forced close":
+                self._queue.append(eio.CLOSE_WS)
+                if poll is not None and not poll.done():
+                    queue, self._queue = self._queue, []
+                    poll.set_result("\x1e".join([_polling_part(i) for i in queue]))
+                    self._forget()
+                else:
+                    # Answer the client's next GET with the rest and a close packet.
+                    self._close_timer = self.loop.call_later(self.server.ping_timeout, self._forget)
+            else:
+                self._queue.clear()
+                if poll is not None and not poll.done():
+                    poll.set_result(eio.NOOP_WS if reason == "transport close" else eio.CLOSE_WS)
+                self._forget()
         self.server._on_close(self, reason)
 
     def _forget(self) -> None:
-        self._close_timer = None
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
         self.server._forget(self)
 
 

@@ -1,0 +1,19 @@
+"""Socket.IO v5: server (and, in :mod:`wsio.socketio.client`, client) on Engine.IO v4."""
+
+from .adapter import Adapter, BroadcastOptions
+from .broadcast import BroadcastOperator
+from .namespace import Namespace
+from .recovery import RecoveryOptions
+from .server import Server
+from .socket import Handshake, Socket
+
+__all__ = [
+    "Adapter",
+    "BroadcastOperator",
+    "BroadcastOptions",
+    "Handshake",
+    "Namespace",
+    "RecoveryOptions",
+    "Server",
+    "Socket",
+]

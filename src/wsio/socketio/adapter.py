@@ -1,0 +1,304 @@
+"""Room bookkeeping and broadcasting: the in-memory :class:`Adapter`.
+
+The adapter of a namespace is the only owner of its rooms (the server keeps
+no second copy). Its interface is the one networked adapters (Redis)
+implement too: every method acts on the local node at once and returns
+``None`` or an awaitable that completes when the other nodes were told.
+Broadcast options are plain, serializable data (:class:`BroadcastOptions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..websocket.connection import PreparedMessage
+from .packets import Packet
+
+if TYPE_CHECKING:
+    from .namespace import Namespace
+    from .socket import Socket
+
+__all__ = ["Adapter", "BroadcastOptions", "Encoded"]
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastOptions:
+    """Who receives a broadcast, and how.
+
+    ``rooms`` empty means every socket of the namespace; ``except_rooms``
+    removes the members of those rooms (a socket's id is a room holding
+    only that socket). ``local`` keeps the broadcast on this node;
+    ``volatile`` lets it be dropped for clients that are not ready;
+    ``compress`` allows compression.
+    """
+
+    rooms: frozenset[str] = frozenset()
+    except_rooms: frozenset[str] = frozenset()
+    local: bool = False
+    volatile: bool = False
+    compress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/msgpack-friendly form."""
+        return {
+            "rooms": sorted(self.rooms),
+            "except": sorted(self.except_rooms),
+            "flags": {"local": self.local, "volatile": self.volatile, "compress": self.compress},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BroadcastOptions:
+        """The inverse of :meth:`to_dict`."""
+        flags = d.get("flags") or {}
+        return cls(
+            rooms=frozenset(d.get("rooms") or ()),
+            except_rooms=frozenset(d.get("except") or ()),
+            local=bool(flags.get("local", False)),
+            volatile=bool(flags.get("volatile", False)),
+            compress=bool(flags.get("compress", True)),
+        )
+
+
+class Encoded:
+    """A packet encoded once for every recipient.
+
+    ``messages`` are the Engine.IO message payloads (``str`` or ``bytes``);
+    ``items`` the same as Engine.IO packets (``"4..."`` text or raw bytes),
+    ready for a polling queue; ``prepared`` their WebSocket frames, built on
+    first use.
+    """
+
+    __slots__ = ("_prepared", "items", "messages")
+
+    def __init__(self, messages: list[str | bytes]) -> None:
+        self.messages = messages
+        self.items: list[str | bytes] = [("4" + m) if m.__class__ is str else m for m in messages]  # type: ignore[operator]
+        self._prepared: list[PreparedMessage] | None = None
+
+    @property
+    def prepared(self) -> list[PreparedMessage]:
+        """WebSocket frames of :attr:`items`, framed once."""
+        p = self._prepared
+        if p is None:
+            p = self._prepared = [
+                PreparedMessage(1, i.encode()) if i.__class__ is str else PreparedMessage(2, i)  # type: ignore[union-attr,arg-type]
+                for i in self.items
+            ]
+        return p
+
+
+class Adapter:
+    """In-memory adapter for one namespace (one node).
+
+    ``rooms`` maps a room to the ids of its sockets, ``sids`` a socket id to
+    its rooms.
+    """
+
+    def __init__(self, nsp: Namespace) -> None:
+        self.nsp = nsp
+        self.rooms: dict[str, set[str]] = {}
+        self.sids: dict[str, set[str]] = {}
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def init(self) -> Awaitable[None] | None:
+        """Called once when the namespace is created."""
+        return None
+
+    def close(self) -> Awaitable[None] | None:
+        """Called when the server shuts down."""
+        return None
+
+    def server_count(self) -> int | Awaitable[int]:
+        """How many nodes share this namespace (1 for the in-memory adapter)."""
+        return 1
+
+    # -- rooms ---------------------------------------------------------------------
+
+    def add_all(self, sid: str, rooms: Iterable[str]) -> Awaitable[None] | None:
+        """Add socket *sid* to *rooms*."""
+        mine = self.sids.get(sid)
+        if mine is None:
+            mine = self.sids[sid] = set()
+        all_rooms = self.rooms
+        for room in rooms:
+            if room in mine:
+                continue
+            mine.add(room)
+            members = all_rooms.get(room)
+            if members is None:
+                all_rooms[room] = {sid}
+                self.on_create_room(room)
+            else:
+                members.add(sid)
+            self.on_join_room(room, sid)
+        return None
+
+    def delete(self, sid: str, room: str) -> Awaitable[None] | None:
+        """Remove socket *sid* from *room*."""
+        mine = self.sids.get(sid)
+        if mine is not None:
+            mine.discard(room)
+        self._leave(room, sid)
+        return None
+
+    def _leave(self, room: str, sid: str) -> None:
+        members = self.rooms.get(room)
+        if members is not None and sid in members:
+            members.discard(sid)
+            self.on_leave_room(room, sid)
+            if not members:
+                del self.rooms[room]
+                self.on_delete_room(room)
+
+    def delete_all(self, sid: str) -> Awaitable[None] | None:
+        """Remove socket *sid* from every room."""
+        mine = self.sids.pop(sid, None)
+        if mine:
+            for room in mine:
+                self._leave(room, sid)
+        return None
+
+    def socket_rooms(self, sid: str) -> set[str] | None:
+        """The rooms of local socket *sid* (None if unknown)."""
+        return self.sids.get(sid)
+
+    # Room events (Node's create-room, delete-room, join-room, leave-room).
+    def on_create_room(self, room: str) -> None:
+        """A room got its first member on this node."""
+
+    def on_delete_room(self, room: str) -> None:
+        """A room lost its last member on this node."""
+
+    def on_join_room(self, room: str, sid: str) -> None:
+        """A socket joined a room."""
+
+    def on_leave_room(self, room: str, sid: str) -> None:
+        """A socket left a room."""
+
+    # -- selecting sockets -----------------------------------------------------------
+
+    def local_ids(self, opts: BroadcastOptions) -> Iterable[str]:
+        """Ids of the local sockets *opts* selects."""
+        except_ids: set[str] = set()
+        for room in opts.except_rooms:
+            members = self.rooms.get(room)
+            if members:
+                except_ids |= members
+        if opts.rooms:
+            ids: set[str] = set()
+            for room in opts.rooms:
+                members = self.rooms.get(room)
+                if members:
+                    ids |= members
+            return ids - except_ids if except_ids else ids
+        sockets = self.nsp.sockets
+        if except_ids:
+            return [sid for sid in sockets if sid not in except_ids]
+        return list(sockets)
+
+    def local_sockets(self, opts: BroadcastOptions) -> list[Socket]:
+        """The local sockets *opts* selects."""
+        sockets = self.nsp.sockets
+        result = []
+        for sid in self.local_ids(opts):
+            socket = sockets.get(sid)
+            if socket is not None:
+                result.append(socket)
+        return result
+
+    def sockets(self, rooms: Iterable[str] = ()) -> set[str]:
+        """Ids of the local sockets in any of *rooms* (all when empty)."""
+        return set(self.local_ids(BroadcastOptions(rooms=frozenset(rooms))))
+
+    # -- broadcasting ------------------------------------------------------------------
+
+    def encode(self, packet: Packet) -> Encoded:
+        """Encode *packet* once with the namespace's parser."""
+        return Encoded(self.nsp.server.encoder.encode(packet))
+
+    def broadcast(self, packet: Packet, opts: BroadcastOptions) -> Awaitable[None] | None:
+        """Send *packet* to the sockets *opts* selects (encoded once)."""
+        self.deliver(self.encode(packet), opts, packet)
+        return None
+
+    def deliver(
+        self, encoded: Encoded, opts: BroadcastOptions, packet: Packet | None = None
+    ) -> int:
+        """Write an encoded packet to the local sockets *opts* selects; returns how many."""
+        sockets = self.nsp.sockets
+        volatile = opts.volatile
+        count = 0
+        for sid in self.local_ids(opts):
+            socket = sockets.get(sid)
+            if socket is None:
+                continue
+            socket._write_encoded(encoded, volatile, packet)
+            count += 1
+        return count
+
+    def broadcast_with_ack(
+        self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        on_count: Callable[[int], None],
+        on_ack: Callable[[str, list[Any]], None],
+    ) -> Awaitable[None] | None:
+        """Broadcast *packet* (which has an ack id) and report answers.
+
+        ``on_count`` is told how many clients were sent the packet (once per
+        node); ``on_ack`` gets each answer with the answering socket's id.
+        """
+        encoded = self.encode(packet)
+        assert packet.id is not None
+        ack_id = packet.id
+        count = 0
+        for socket in self.local_sockets(opts):
+            if socket._expect_ack(ack_id, on_ack):
+                socket._write_encoded(encoded, opts.volatile, packet)
+                count += 1
+        on_count(count)
+        return None
+
+    # -- remote operations (local only here) -------------------------------------------
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Any]:
+        """The sockets *opts* selects (local :class:`Socket` objects here)."""
+        return self.local_sockets(opts)
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> Awaitable[None] | None:
+        """Make the selected sockets join *rooms*."""
+        rooms = list(rooms)
+        for socket in self.local_sockets(opts):
+            socket.join(rooms)
+        return None
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[str]) -> Awaitable[None] | None:
+        """Make the selected sockets leave *rooms*."""
+        rooms = list(rooms)
+        for socket in self.local_sockets(opts):
+            for room in rooms:
+                socket.leave(room)
+        return None
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> Awaitable[None] | None:
+        """Disconnect the selected sockets (``close`` also closes their connection)."""
+        for socket in self.local_sockets(opts):
+            socket.disconnect(close)
+        return None
+
+    async def server_side_emit(self, packet: list[Any], timeout: float | None = None) -> list[Any]:
+        """Emit to the other nodes' ``@sio.on`` server-side handlers (none here)."""
+        return []
+
+    # -- connection state recovery ------------------------------------------------------
+
+    def persist_session(self, session: dict[str, Any]) -> Awaitable[None] | None:
+        """Keep a disconnected socket's state for recovery (see the recovery guide)."""
+        return None
+
+    async def restore_session(self, pid: str, offset: str) -> dict[str, Any] | None:
+        """The state and missed packets of a session, or None."""
+        return None

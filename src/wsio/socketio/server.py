@@ -1,0 +1,636 @@
+"""The Socket.IO v5 server: :class:`Server`, and :class:`Connection` (one per Engine.IO session)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import socket as socket_module
+import ssl as ssl_module
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._util import new_id, spawn
+from ..engineio import Server as EngineServer
+from ..engineio.session import Session
+from ..exceptions import ConnectionRefused
+from ..http.request import Request, Response
+from ..http.server import HTTPServer
+from .adapter import Adapter, Encoded
+from .broadcast import BroadcastOperator, connecting_socket
+from .namespace import Handler, Namespace, NamespaceMatcher, ParentNamespace, _Emitter
+from .packets import DecodeError, Packet, PacketType, make_parser
+from .socket import CONNECTED, CONNECTING, DISCONNECTED, Handshake, Socket
+
+__all__ = ["Connection", "Server"]
+
+logger = logging.getLogger("wsio.socketio")
+
+_CONNECT = PacketType.CONNECT
+_DISCONNECT = PacketType.DISCONNECT
+_EVENT = PacketType.EVENT
+_ACK = PacketType.ACK
+_CONNECT_ERROR = PacketType.CONNECT_ERROR
+
+#: Runner queue length at which reading from a flooding client pauses.
+MAX_PENDING_EVENTS = 256
+
+
+def _items(messages: list[str | bytes]) -> list[str | bytes]:
+    return [("4" + m) if m.__class__ is str else m for m in messages]  # type: ignore[operator]
+
+
+class Connection:
+    """A client's Engine.IO session as Socket.IO sees it: its namespaces' sockets."""
+
+    __slots__ = ("_connect_timer", "closed", "decoder", "server", "session", "sockets")
+
+    def __init__(self, server: Server, session: Session) -> None:
+        self.server = server
+        self.session = session
+        self.decoder = server._decoder_factory()
+        self.sockets: dict[str, Socket] = {}
+        self.closed = False
+        self._connect_timer = session.loop.call_later(server.connect_timeout, self._connect_timeout)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.session.sid} {list(self.sockets)}>"
+
+    # -- writing ---------------------------------------------------------------------
+
+    def write_messages(self, messages: list[str | bytes]) -> bool:
+        """Write the Engine.IO messages of one packet."""
+        return self.session.write_items(_items(messages))
+
+    def write_encoded(self, encoded: Encoded, volatile: bool = False) -> bool:
+        """Write a packet encoded once for many recipients."""
+        session = self.session
+        if session._ws is not None:
+            return session.write_items(encoded.items, encoded.prepared, volatile=volatile)
+        return session.write_items(encoded.items, volatile=volatile)
+
+    def _send(self, packet: Packet) -> None:
+        self.write_messages(self.server.encoder.encode(packet))
+
+    # -- receiving -------------------------------------------------------------------
+
+    def on_message(self, data: str | bytes) -> None:
+        """An Engine.IO message arrived."""
+        if self.closed:
+            return
+        try:
+            packet = self.decoder.feed(data)
+        except DecodeError as exc:
+            logger.info("closing connection %s: parse error: %s", self.session.sid, exc)
+            self.close("parse error")
+            return
+        if packet is None:
+            return
+        ptype = packet.type
+        if ptype is _EVENT:
+            self._on_event(packet)
+        elif ptype is _ACK:
+            socket = self.sockets.get(packet.nsp)
+            if socket is not None:
+                socket._on_ack(packet)
+        elif ptype is _CONNECT:
+            self._on_connect(packet)
+        elif ptype is _DISCONNECT:
+            socket = self.sockets.get(packet.nsp)
+            if socket is not None:
+                socket._on_close("client namespace disconnect")
+        else:
+            logger.info("closing connection %s: unexpected %s packet", self.session.sid, ptype.name)
+            self.close("parse error")
+
+    def _on_event(self, packet: Packet) -> None:
+        socket = self.sockets.get(packet.nsp)
+        if socket is None or socket._state == DISCONNECTED:
+            logger.debug("event for namespace %s that is not connected: ignored", packet.nsp)
+            return
+        nsp = socket.nsp
+        args: list[Any] = packet.data
+        event = args[0]
+        handler = nsp.handler(event)
+        catch_all = False
+        if handler is None:
+            handler = nsp.handler("*")
+            catch_all = handler is not None
+        listeners = nsp.all_any_listeners()
+        ack_id = packet.id
+        runner = socket._runner
+        if (
+            (runner is None or not len(runner))
+            and socket._state == CONNECTED
+            and (handler is None or not handler.is_async)
+            and not any(listener.is_async for listener in listeners)
+        ):
+            # Nothing queued before it and nothing to await: run inline.
+            self._run_sync(socket, event, args, handler, catch_all, listeners, ack_id)
+            return
+        runner = socket.runner
+        runner.submit(
+            lambda: self._run_async(socket, event, args, handler, catch_all, listeners, ack_id)
+        )
+        if len(runner) > MAX_PENDING_EVENTS:
+            self._throttle(socket)
+
+    def _run_sync(
+        self,
+        socket: Socket,
+        event: Any,
+        args: list[Any],
+        handler: Handler | None,
+        catch_all: bool,
+        listeners: list[Handler],
+        ack_id: int | None,
+    ) -> None:
+        result = None
+        try:
+            for listener in listeners:
+                listener(socket, *args)
+            if handler is not None:
+                result = handler(socket, *args) if catch_all else handler(socket, *args[1:])
+        except Exception:
+            logger.exception("handler of %r failed (socket %s)", event, socket.id)
+            result = None
+        if ack_id is not None:
+            socket._ack(ack_id, result)
+
+    async def _run_async(
+        self,
+        socket: Socket,
+        event: Any,
+        args: list[Any],
+        handler: Handler | None,
+        catch_all: bool,
+        listeners: list[Handler],
+        ack_id: int | None,
+    ) -> None:
+        if socket._state == DISCONNECTED:
+            return
+        result = None
+        try:
+            for listener in listeners:
+                r = listener(socket, *args)
+                if inspect.isawaitable(r):
+                    await r
+            if handler is not None:
+                result = handler(socket, *args) if catch_all else handler(socket, *args[1:])
+                if inspect.isawaitable(result):
+                    result = await result
+        except Exception:
+            logger.exception("handler of %r failed (socket %s)", event, socket.id)
+            result = None
+        if ack_id is not None:
+            socket._ack(ack_id, result)
+
+    def _throttle(self, socket: Socket) -> None:
+        """A client sends events faster than its handlers finish: stop reading it for a while."""
+        ws = self.session._ws
+        if ws is None or not hasattr(ws, "pause_reading"):
+            return
+        ws.pause_reading()
+        runner = socket.runner
+
+        def check() -> None:
+            if self.closed:
+                return
+            if len(runner) <= MAX_PENDING_EVENTS // 2:
+                ws.resume_reading()
+            else:
+                self.session.loop.call_later(0.005, check)
+
+        self.session.loop.call_later(0.005, check)
+
+    # -- namespace connections ---------------------------------------------------------------
+
+    def _on_connect(self, packet: Packet) -> None:
+        name = packet.nsp
+        if name in self.sockets:
+            logger.debug("connection %s: second CONNECT to %s ignored", self.session.sid, name)
+            return
+        nsp = self.server._namespace_for(name)
+        if nsp is None:
+            self._send(Packet(_CONNECT_ERROR, name, {"message": "Invalid namespace"}))
+            return
+        auth = packet.data if isinstance(packet.data, dict) else None
+        info = self.session.handshake
+        handshake = Handshake(
+            headers=info.headers,
+            query=info.query,
+            auth=auth,
+            address=info.address,
+            time=info.time,
+            issued=info.issued,
+            secure=info.secure,
+            url=info.url,
+            xdomain=info.headers.get("Origin") is not None,
+        )
+        socket = self.server._restore(nsp, self, handshake, auth)
+        if socket is None:
+            socket = Socket(nsp, self, new_id(), handshake)
+        self.sockets[name] = socket
+        nsp.sockets[socket.id] = socket
+        nsp.adapter.add_all(socket.id, (socket.id,))
+        socket.runner.submit(lambda: self._connect_socket(socket, auth))
+
+    async def _connect_socket(self, socket: Socket, auth: dict[str, Any] | None) -> None:
+        nsp = socket.nsp
+        token = connecting_socket.set(socket)
+        refusal: dict[str, Any] | None = None
+        try:
+            skip = (
+                socket.recovered
+                and self.server.recovery is not None
+                and self.server.recovery.skip_middlewares
+            )
+            if not skip:
+                for middleware in nsp.all_middlewares():
+                    result = middleware(socket)
+                    if inspect.isawaitable(result):
+                        await result
+                    if socket._state != CONNECTING:
+                        return
+            handler = nsp.handler("connect")
+            if handler is not None:
+                result = handler(socket, auth)
+                if inspect.isawaitable(result):
+                    await result
+        except ConnectionRefused as exc:
+            refusal = exc.payload()
+        except Exception:
+            logger.exception("connect handler of %s failed", nsp.name)
+            refusal = {"message": "internal server error"}
+        finally:
+            connecting_socket.reset(token)
+        if socket._state != CONNECTING or self.closed:
+            return
+        if refusal is not None:
+            self._send(Packet(_CONNECT_ERROR, nsp.name, refusal))
+            socket._on_close("connection refused")
+            return
+        self._accept(socket)
+
+    def _accept(self, socket: Socket) -> None:
+        socket._state = CONNECTED
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        reply: dict[str, Any] = {"sid": socket.id}
+        if socket.pid is not None:
+            reply["pid"] = socket.pid
+        self._send(Packet(_CONNECT, socket.nsp.name, reply))
+        held, socket._held = socket._held, None
+        for item, volatile in held or ():
+            if isinstance(item, Encoded):
+                self.write_encoded(item, volatile)
+            else:
+                self.write_messages(item)
+        self.server._after_accept(socket)
+        deferred, socket._deferred = socket._deferred, None
+        for action in deferred or ():
+            try:
+                result = action()
+                if result is not None and inspect.isawaitable(result):
+                    spawn(result)
+            except Exception:
+                logger.exception("deferred broadcast failed")
+
+    def _connect_timeout(self) -> None:
+        self._connect_timer = None
+        if not self.closed and not any(s._state == CONNECTED for s in self.sockets.values()):
+            logger.info("connection %s joined no namespace in time: closing", self.session.sid)
+            self.close("connect timeout")
+
+    def forget(self, socket: Socket) -> None:
+        """Drop a socket that left (its namespace connection is over)."""
+        if self.sockets.get(socket.nsp.name) is socket:
+            del self.sockets[socket.nsp.name]
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def close(self, reason: str, *, send_disconnect: bool = False) -> None:
+        """End every socket with *reason* and close the Engine.IO session."""
+        if self.closed:
+            return
+        if send_disconnect:
+            for socket in list(self.sockets.values()):
+                if socket._state == CONNECTED:
+                    self._send(Packet(_DISCONNECT, socket.nsp.name))
+        self._closed_with(reason)
+        spawn(self.session.close())
+
+    def _closed_with(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        self.decoder.reset()
+        for socket in list(self.sockets.values()):
+            socket._on_close(reason)
+        self.sockets.clear()
+
+
+class _Engine(EngineServer):
+    """The Engine.IO server under a Socket.IO server."""
+
+    def __init__(self, sio: Server, **options: Any) -> None:
+        super().__init__(**options)
+        self.sio = sio
+
+    def _on_connect(self, session: Session) -> None:
+        session.owner = Connection(self.sio, session)
+
+    def _on_message(self, session: Session, data: str | bytes) -> None:
+        session.owner.on_message(data)
+
+    def _on_upgrade(self, session: Session) -> None:
+        pass
+
+    def _on_close(self, session: Session, reason: str) -> None:
+        conn = session.owner
+        if conn is not None:
+            conn._closed_with("server shutting down" if self.sio._shutting_down else reason)
+
+    async def handle_other(self, request: Request) -> Response:
+        response = self.sio._serve_client(request)
+        if response is not None:
+            return response
+        return await super().handle_other(request)
+
+
+class Server(_Emitter):
+    """A Socket.IO v5 server, wire-compatible with the official Node server.
+
+    Socket.IO options: ``path`` ("/socket.io/"), ``parser`` ("json" or
+    "msgpack"), ``adapter`` (a callable making the :class:`Adapter` of a
+    namespace; in-memory by default), ``connect_timeout`` (45 s: a client
+    that joins no namespace in that time is dropped), ``serve_client``
+    (serve the official browser bundle at ``/socket.io/socket.io.js`` when
+    the npm ``socket.io-client`` package is installed, see the guide),
+    ``connection_state_recovery`` (False, True or a ``RecoveryOptions``).
+    Every :class:`wsio.engineio.Server` option is accepted too
+    (``ping_interval``, ``ping_timeout``, ``max_http_buffer_size``,
+    ``cors_allowed_origins``, ``transports``, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str = "/socket.io/",
+        parser: str = "json",
+        adapter: Callable[[Namespace], Adapter] | None = None,
+        connect_timeout: float = 45,
+        serve_client: bool = False,
+        client_dist: str | None = None,
+        connection_state_recovery: Any = False,
+        **engine_options: Any,
+    ) -> None:
+        self.eio = _Engine(self, path=path, **engine_options)
+        parser_classes = make_parser(parser)
+        self.parser = parser
+        self.encoder = parser_classes.encoder()
+        self._decoder_factory = parser_classes.decoder
+        self._adapter_factory = adapter or Adapter
+        self.connect_timeout = connect_timeout
+        self.serve_client = serve_client
+        self.client_dist = client_dist
+        from .recovery import RecoveryOptions
+
+        if connection_state_recovery is True:
+            connection_state_recovery = RecoveryOptions()
+        self.recovery: RecoveryOptions | None = connection_state_recovery or None
+        self.namespaces: dict[str, Namespace] = {}
+        self.parents: list[ParentNamespace] = []
+        self._new_namespace_handlers: list[Handler] = []
+        self._outgoing: list[Handler] = []
+        self._shutting_down = False
+        self._recovery_store: Any = None
+        self.namespaces["/"] = Namespace(self, "/")
+
+    def __repr__(self) -> str:
+        return f"<wsio.Server {self.eio.path} {len(self.eio.sessions)} sessions>"
+
+    # -- namespaces -----------------------------------------------------------------------
+
+    @property
+    def sockets(self) -> dict[str, Socket]:
+        """The sockets of the main namespace, by id."""
+        return self.namespaces["/"].sockets
+
+    def _make_adapter(self, nsp: Namespace) -> Adapter:
+        return self._adapter_factory(nsp)
+
+    def of(self, name: str | NamespaceMatcher) -> Namespace:
+        """The namespace called *name* (created on first use).
+
+        A compiled regex or a predicate makes a dynamic namespace: every name
+        a client connects to that matches gets a child namespace using the
+        handlers and middlewares registered on the returned parent.
+        """
+        if isinstance(name, str):
+            if not name.startswith("/"):
+                name = "/" + name
+            nsp = self.namespaces.get(name)
+            if nsp is None:
+                nsp = self.namespaces[name] = Namespace(self, name)
+            return nsp
+        parent = ParentNamespace(self, name)
+        self.parents.append(parent)
+        return parent
+
+    def _namespace_for(self, name: str) -> Namespace | None:
+        nsp = self.namespaces.get(name)
+        if nsp is not None:
+            return nsp
+        for parent in self.parents:
+            if parent.matches(name):
+                child = Namespace(self, name, parent)
+                self.namespaces[name] = child
+                parent.children[name] = child
+                for handler in self._new_namespace_handlers:
+                    try:
+                        result = handler(child)
+                        if inspect.isawaitable(result):
+                            spawn(result)
+                    except Exception:
+                        logger.exception("new_namespace handler failed")
+                return child
+        return None
+
+    # -- handlers (main namespace) ------------------------------------------------------------
+
+    def on(self, event: str | int | float, handler: Callable[..., Any] | None = None) -> Any:
+        """Register a handler on the main namespace (``@sio.on("chat")``).
+
+        ``"new_namespace"`` registers a server-level hook called with each
+        namespace created dynamically.
+        """
+        if event == "new_namespace":
+
+            def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+                self._new_namespace_handlers.append(Handler(fn))
+                return fn
+
+            return register(handler) if handler is not None else register
+        return self.namespaces["/"].on(event, handler)
+
+    def event(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Register *fn* under its own name on the main namespace."""
+        return self.namespaces["/"].event(fn)
+
+    def on_any(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Call *fn* (socket, event, *args) for every incoming event of the main namespace."""
+        return self.namespaces["/"].on_any(fn)
+
+    def on_any_outgoing(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Call *fn* (socket, event, *args) for every event sent to a socket (any namespace)."""
+        self._outgoing.append(Handler(fn))
+        return fn
+
+    def use(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Add a middleware to the main namespace."""
+        return self.namespaces["/"].use(fn)
+
+    def _operator(self) -> BroadcastOperator:
+        return BroadcastOperator(self.namespaces["/"])
+
+    def _notify_outgoing(self, socket: Socket, event: Any, args: tuple[Any, ...]) -> None:
+        for listener in self._outgoing:
+            try:
+                result = listener(socket, event, *args)
+                if inspect.isawaitable(result):
+                    spawn(result)
+            except Exception:
+                logger.exception("on_any_outgoing listener failed")
+
+    def _notify_outgoing_broadcast(self, nsp: Namespace, event: Any, args: tuple[Any, ...]) -> None:
+        if self._outgoing:
+            for socket in list(nsp.sockets.values()):
+                if socket._state == CONNECTED:
+                    self._notify_outgoing(socket, event, args)
+
+    async def server_side_emit(
+        self, event: str, *args: Any, timeout: float | None = None
+    ) -> list[Any]:
+        """Emit to the other nodes of the cluster (a no-op with the in-memory adapter)."""
+        return await self.namespaces["/"].adapter.server_side_emit([event, *args], timeout)
+
+    # -- connection state recovery hooks (see recovery.py) -------------------------------------
+
+    def _restore(
+        self, nsp: Namespace, conn: Connection, handshake: Handshake, auth: dict[str, Any] | None
+    ) -> Socket | None:
+        if self.recovery is None:
+            return None
+        from .recovery import restore
+
+        return restore(self, nsp, conn, handshake, auth)
+
+    def _after_accept(self, socket: Socket) -> None:
+        if self.recovery is not None:
+            from .recovery import after_accept
+
+            after_accept(self, socket)
+
+    def _persist(self, socket: Socket, reason: str) -> None:
+        if self.recovery is not None:
+            from .recovery import persist
+
+            persist(self, socket, reason)
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def _client_dist_dir(self) -> str | None:
+        candidates = [self.client_dist, os.environ.get("WSIO_CLIENT_DIST")]
+        here = os.getcwd()
+        candidates.append(os.path.join(here, "node_modules", "socket.io-client", "dist"))
+        for candidate in candidates:
+            if candidate and os.path.isdir(candidate):
+                return candidate
+        return None
+
+    def _serve_client(self, request: Request) -> Response | None:
+        if not self.serve_client or request.method not in ("GET", "HEAD"):
+            return None
+        prefix = self.eio.path
+        if not request.path.startswith(prefix):
+            return None
+        name = request.path[len(prefix) :]
+        if name not in (
+            "socket.io.js",
+            "socket.io.js.map",
+            "socket.io.min.js",
+            "socket.io.min.js.map",
+            "socket.io.esm.min.js",
+            "socket.io.esm.min.js.map",
+            "socket.io.msgpack.min.js",
+            "socket.io.msgpack.min.js.map",
+        ):
+            return None
+        directory = self._client_dist_dir()
+        if directory is None:
+            return Response.text(
+                404,
+                "the socket.io browser client is not installed: run `npm install socket.io-client` "
+                "in the working directory, or pass client_dist= / set WSIO_CLIENT_DIST\n",
+            )
+        filename = os.path.join(directory, name)
+        if not os.path.isfile(filename):
+            return Response.text(404, "not found\n")
+        with open(filename, "rb") as f:
+            body = f.read()
+        ctype = (
+            "application/json" if name.endswith(".map") else "application/javascript; charset=utf-8"
+        )
+        return Response(200, body, [("Cache-Control", "public, max-age=3600")], ctype)
+
+    async def handle(self, request: Request) -> Response:
+        """Built-in HTTP server entry point (plain requests)."""
+        return await self.eio.handle(request)
+
+    async def handle_upgrade(self, request: Request, conn: Any) -> Response | None:
+        """Built-in HTTP server entry point (WebSocket upgrades)."""
+        return await self.eio.handle_upgrade(request, conn)
+
+    async def start(
+        self,
+        host: str | list[str] | None = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        sock: socket_module.socket | None = None,
+        reuse_port: bool = False,
+        static_files: Mapping[str, str] | None = None,
+    ) -> HTTPServer:
+        """Start serving on the built-in HTTP server; returns it (``.port`` is the port)."""
+        return await self.eio.start(
+            host, port, ssl=ssl, sock=sock, reuse_port=reuse_port, static_files=static_files
+        )
+
+    async def shutdown(self) -> None:
+        """Disconnect everyone with ``"server shutting down"`` and stop accepting."""
+        self._shutting_down = True
+        await self.eio.shutdown()
+        for nsp in list(self.namespaces.values()):
+            result = nsp.adapter.close()
+            if result is not None:
+                await result
+
+    def run(self, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> None:
+        """Serve until interrupted (blocking): ``sio.run(host="127.0.0.1", port=8000)``."""
+        from ..cli import run_async, serve_until_signal
+
+        async def main() -> None:
+            http = await self.start(host, port, **kwargs)
+            print(f"wsio: Socket.IO server on http://{host}:{http.port}{self.eio.path}", flush=True)
+            await serve_until_signal(self.shutdown)
+
+        run_async(main())
+
+    def asgi_app(self, other_app: Any = None, static_files: Mapping[str, str] | None = None) -> Any:
+        """This server as an ASGI application (uvicorn, hypercorn, mounted in Starlette/FastAPI)."""
+        return self.eio.asgi_app(other_app=other_app, static_files=static_files)
