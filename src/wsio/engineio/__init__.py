@@ -5,7 +5,8 @@ them; :class:`Client` is its counterpart. :mod:`~wsio.engineio.packets` is the
 sans-I/O codec.
 """
 
+from .client import Client
 from .server import Server
 from .session import HandshakeInfo, Session
 
-__all__ = ["HandshakeInfo", "Server", "Session"]
+__all__ = ["Client", "HandshakeInfo", "Server", "Session"]
