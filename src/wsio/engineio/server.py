@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import inspect
 import logging
@@ -9,6 +10,7 @@ import socket
 import ssl as ssl_module
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,7 +47,9 @@ _MESSAGES = {
 }
 
 AllowRequest = Callable[[Request], "bool | str | Awaitable[bool | str | None] | None"]
-Accept = Callable[[], Awaitable[WebSocketTransport]]
+Accept = Callable[..., Awaitable[WebSocketTransport]]
+"""Completes a WebSocket handshake: ``await accept_ws(headers=[...])``, the headers
+being extra ``(name, value)`` pairs for the 101 response."""
 
 
 class Server:
@@ -75,7 +79,15 @@ class Server:
     * ``http_compression`` (True) / ``compression_threshold`` (1024): gzip or
       deflate polling responses at least that large when the client accepts it.
     * ``per_message_deflate`` (False): permessage-deflate on the websocket
-      transport (True, or a :class:`~wsio.websocket.DeflateOptions`).
+      transport (True, or a :class:`~wsio.websocket.DeflateOptions`). On the
+      built-in server only: under ASGI the ASGI server negotiates it (see
+      :mod:`wsio.asgi`).
+    * ``max_outgoing_bytes`` (4 MiB) / ``max_outgoing_packets`` (10 000): the
+      backlog a slow client may accumulate (bytes waiting in a WebSocket's
+      write buffer; packets or bytes waiting for a long-poll) before it is
+      disconnected with the reason ``"slow consumer"``. Past the 64 KiB
+      high-water mark (or 64 queued packets) writes report "not writable":
+      volatile packets are dropped and ``await emit(...)`` waits for room.
     """
 
     def __init__(
@@ -96,6 +108,8 @@ class Server:
         compression_threshold: int = 1024,
         per_message_deflate: bool | DeflateOptions = False,
         max_sessions: int | None = None,
+        max_outgoing_bytes: int = 4 * 2**20,
+        max_outgoing_packets: int = 10_000,
     ) -> None:
         for name in transports:
             if name not in ("polling", "websocket"):
@@ -133,6 +147,8 @@ class Server:
             ping_timeout=None,
         )
         self.max_sessions = max_sessions
+        self.max_outgoing_bytes = max_outgoing_bytes
+        self.max_outgoing_packets = max_outgoing_packets
         self.sessions: dict[str, Session] = {}
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._runners: dict[str, SerialRunner] = {}
@@ -232,14 +248,13 @@ class Server:
 
     def _check(self, request: Request) -> tuple[int, str | None] | None:
         """The error code for a request that is invalid before any session lookup."""
-        if not self._origin_allowed(request):
-            return FORBIDDEN, "origin not allowed"
         query = request.query
+        if query.get("transport") not in self.transports:
+            return UNKNOWN_TRANSPORT, None
         if query.get("EIO") != "4":
             return UNSUPPORTED_PROTOCOL_VERSION, None
-        transport = query.get("transport")
-        if transport not in self.transports:
-            return UNKNOWN_TRANSPORT, None
+        if not self._origin_allowed(request):
+            return FORBIDDEN, "origin not allowed"
         return None
 
     async def _allowed(self, request: Request) -> str | None:
@@ -299,24 +314,57 @@ class Server:
     ) -> Response:
         data = body.encode()
         headers = self._cors_headers(request)
+        headers.append(("Cache-Control", "no-store"))
         if extra:
             headers.extend(extra)
         if self.http_compression and len(data) >= self.compression_threshold:
-            accepted = request.headers.get("Accept-Encoding", "") or ""
-            if "gzip" in accepted:
+            encoding = _pick_encoding(request.headers.get_all("Accept-Encoding"))
+            if encoding == "gzip":
                 data = gzip.compress(data, 6)
-                headers.append(("Content-Encoding", "gzip"))
-            elif "deflate" in accepted:
+            elif encoding == "deflate":
                 data = zlib.compress(data, 6)
-                headers.append(("Content-Encoding", "deflate"))
+            if encoding is not None:
+                headers.append(("Content-Encoding", encoding))
+                headers.append(("Vary", "Accept-Encoding"))
         return Response(200, data, headers, "text/plain; charset=UTF-8")
 
     def is_engineio_path(self, path: str) -> bool:
         """Whether *path* is this server's endpoint."""
         return path == self.path or path == self.path[:-1]
 
+    def begin_request(self, request: Request) -> None:
+        """Called when a request's head has arrived, before its body.
+
+        Lets the server see two POSTs of one session in progress at the same
+        time (the protocol allows one): the session is then closed. The
+        built-in HTTP server and the ASGI adapter call it; *request* is the
+        object later passed to :meth:`handle_request`, its body still empty.
+        """
+        if request.method != "POST" or not self.is_engineio_path(request.path):
+            return
+        sid = request.query.get("sid")
+        session = self.sessions.get(sid) if sid else None
+        if (
+            session is not None
+            and not session.closed
+            and session.transport == "polling"
+            and self._check(request) is None
+        ):
+            session.begin_post(request)
+
     async def handle_request(self, request: Request) -> Response:
         """Answer an Engine.IO HTTP request (handshake, poll or post)."""
+        if request.method != "POST":
+            return await self._handle_request(request)
+        try:
+            return await self._handle_request(request)
+        finally:
+            sid = request.query.get("sid")
+            session = self.sessions.get(sid) if sid else None
+            if session is not None:
+                session.end_post(request)
+
+    async def _handle_request(self, request: Request) -> Response:
         if request.method == "OPTIONS":
             headers = self._cors_headers(request)
             if headers:
@@ -352,19 +400,21 @@ class Server:
                 return result
             return self._payload_response(request, result)
         if request.method == "POST":
-            if request.headers.get("Content-Type", "").startswith("application/octet-stream"):
-                session._fail("parse error", "binary polling body")
-                return self.error_response(
-                    request, BAD_REQUEST, "binary content is not valid in v4"
-                )
-            if len(request.body) > self.max_http_buffer_size:
-                session._fail("transport error", "payload too large")
-                return Response(413, "payload too large", self._cors_headers(request), "text/plain")
-            problem = session.handle_post(request.body)
-            if problem is not None:
-                return self.error_response(request, BAD_REQUEST, problem)
-            return Response(200, "ok", self._cors_headers(request), "text/html")
+            return self._handle_post(request, session)
         return self.error_response(request, BAD_REQUEST, f"method {request.method} not allowed")
+
+    def _handle_post(self, request: Request, session: Session) -> Response:
+        content_type = request.headers.get("Content-Type") or ""
+        if content_type.startswith("application/octet-stream"):
+            session._fail("parse error", "binary polling body")
+            return self.error_response(request, BAD_REQUEST, "binary content is not valid in v4")
+        if len(request.body) > self.max_http_buffer_size:
+            session._fail("transport error", "payload too large")
+            return Response(413, "payload too large", self._cors_headers(request), "text/plain")
+        problem = session.handle_post(request.body)
+        if problem is not None:
+            return self.error_response(request, BAD_REQUEST, problem)
+        return Response(200, "ok", self._cors_headers(request), "text/html")
 
     async def _polling_handshake(self, request: Request) -> Response:
         refusal = await self._allowed(request)
@@ -409,14 +459,16 @@ class Server:
         refusal = await self._allowed(request)
         if refusal is not None:
             return self.error_response(request, FORBIDDEN, refusal)
-        ws = await accept_ws()
         sid = new_id()
+        ws = await accept_ws(headers=self._cookie_header(sid))
         session = Session(self, sid, self._handshake_info(request), "websocket")
         self.sessions[sid] = session
         ws.write_message(self._open_payload(sid, []))
-        session.attach_websocket(ws)
+        session.attach_websocket(ws, listen=False)
         session.start()
         self._on_connect(session)
+        # Only now deliver what the client sent already (the layer above is ready).
+        session.listen()
         return None
 
     # -- the built-in HTTP server's application interface ------------------------
@@ -440,8 +492,11 @@ class Server:
         if not self.is_engineio_path(request.path):
             return Response.text(404, "not found\n")
 
-        async def accept_ws() -> WebSocketTransport:
-            return accept(request, conn, self.ws_options)
+        async def accept_ws(headers: Sequence[tuple[str, str]] = ()) -> WebSocketTransport:
+            options = self.ws_options
+            if headers:
+                options = replace(options, extra_headers=[*options.extra_headers, *headers])
+            return accept(request, conn, options)
 
         try:
             return await self.handle_websocket(request, accept_ws)
@@ -480,8 +535,13 @@ class Server:
         """Close every session and stop listening."""
         if self._http is not None:
             await self._http.close()
+        sessions = [s for s in self.sessions.values() if not s.closed]
+        if sessions:
+            await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        # Closed polling sessions wait for a GET to hand over their close
+        # packet: with the server gone, none will come.
         for session in list(self.sessions.values()):
-            await session.close()
+            session._forget()
         self._http = None
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> None:
@@ -510,3 +570,24 @@ class Server:
 
     def __iter__(self) -> Iterable[Session]:  # pragma: no cover - convenience
         return iter(list(self.sessions.values()))
+
+
+def _pick_encoding(values: list[str]) -> str | None:
+    """gzip or deflate, whichever ``Accept-Encoding`` allows (gzip first), else None."""
+    quality: dict[str, float] = {}
+    for value in values:
+        for item in value.split(","):
+            name, _, params = item.strip().partition(";")
+            q = 1.0
+            params = params.strip()
+            if params.startswith("q="):
+                try:
+                    q = float(params[2:])
+                except ValueError:
+                    q = 0.0
+            quality[name.strip().lower()] = q
+    for name in ("gzip", "deflate"):
+        q = quality.get(name, quality.get("*", 0.0))
+        if q > 0:
+            return name
+    return None

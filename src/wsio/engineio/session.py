@@ -109,6 +109,7 @@ class Session:
         "_probe",
         "_probe_answered",
         "_queue",
+        "_queued_bytes",
         "_upgrade_timer",
         "_ws",
         "closed_reason",
@@ -134,6 +135,7 @@ class Session:
         self.closed_reason: str | None = None
         self._closed = False
         self._queue: list[Data] = []
+        self._queued_bytes = 0
         self._poll: asyncio.Future[str | None] | None = None
         self._post: Request | None = None
         self._flush_scheduled = False
@@ -184,14 +186,43 @@ class Session:
         ws = self._ws
         if ws is not None:
             try:
-                return ws.write_message(item)
+                if ws.write_message(item):
+                    return True
             except Exception:  # the socket is gone; its close callback ends the session
                 return True
-        self._queue.append(item)
+            return self._check_backlog(ws)
+        queue = self._queue
+        queue.append(item)
+        self._queued_bytes += len(item)
         if self._poll is not None and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush_poll)
-        return len(self._queue) < 1024
+        if len(queue) < 64:
+            return True
+        server = self.server
+        if (
+            len(queue) > server.max_outgoing_packets
+            or self._queued_bytes > server.max_outgoing_bytes
+        ):
+            self._slow_consumer(
+                f"{len(queue)} packets / {self._queued_bytes} bytes waiting for a poll"
+            )
+            return False
+        return self._poll is not None
+
+    def _check_backlog(self, ws: WebSocketTransport) -> bool:
+        """Past the high-water mark: disconnect a client whose backlog exceeds the limit."""
+        size = ws.write_buffer_size
+        if size > self.server.max_outgoing_bytes:
+            self._slow_consumer(f"{size} bytes waiting to be written")
+        return False
+
+    def _slow_consumer(self, detail: str) -> None:
+        logger.warning("session %s closed (slow consumer): %s", self.sid, detail)
+        ws = self._ws
+        self._close("slow consumer", notify=False)
+        if ws is not None:
+            ws.abort()
 
     def write_prepared(self, prepared: Any, item: Data) -> None:
         """Write a frame prepared once for many sessions (``item`` for polling)."""
@@ -206,7 +237,9 @@ class Session:
             return
         self._write_raw(item)
 
-    def write_items(self, items: list[Data], prepared: Any = None, *, volatile: bool = False) -> bool:
+    def write_items(
+        self, items: list[Data], prepared: Any = None, *, volatile: bool = False
+    ) -> bool:
         """Write Engine.IO packets in their WebSocket form (``"4text"`` or raw bytes).
 
         ``prepared`` (a list of prepared frames for the same items) is used on
@@ -226,13 +259,14 @@ class Session:
                 if send_prepared is not None:
                     for frame in prepared:
                         send_prepared(frame)
-                    return ws.writable  # type: ignore[attr-defined,no-any-return]
-                ok = True
-                for item in items:
-                    ok = ws.write_message(item)
-                return ok
+                    ok = ws.writable  # type: ignore[attr-defined]
+                else:
+                    ok = True
+                    for item in items:
+                        ok = ws.write_message(item)
             except Exception:  # gone: its close callback ends the session
                 return False
+            return True if ok else self._check_backlog(ws)
         if volatile and self._poll is None:
             return False
         ok = True
@@ -246,7 +280,7 @@ class Session:
         ws = self._ws
         if ws is not None:
             return bool(ws.writable)  # type: ignore[attr-defined]
-        return self._poll is not None or len(self._queue) < 1024
+        return self._poll is not None or len(self._queue) < 64
 
     async def drain(self) -> None:
         """Wait until the transport can take more data."""
@@ -274,6 +308,7 @@ class Session:
         self._poll = None
         queue = self._queue
         self._queue = []
+        self._queued_bytes = 0
         if not poll.done():
             poll.set_result("\x1e".join([_polling_part(i) for i in queue]))
 
@@ -289,6 +324,7 @@ class Session:
         if self._queue:
             queue = self._queue
             self._queue = []
+            self._queued_bytes = 0
             if self._closed:
                 # The close packet is in this payload: the session can go.
                 self._forget()
@@ -343,11 +379,21 @@ class Session:
 
     # -- WebSocket ---------------------------------------------------------------
 
-    def attach_websocket(self, ws: WebSocketTransport) -> None:
-        """Use *ws* as the transport of a session opened over WebSocket."""
+    def attach_websocket(self, ws: WebSocketTransport, *, listen: bool = True) -> None:
+        """Use *ws* as the transport of a session opened over WebSocket.
+
+        With ``listen=False`` incoming messages wait until :meth:`listen`.
+        """
         self._ws = ws
         self.transport = "websocket"
-        ws.set_callbacks(self._on_ws_message, self._on_ws_closed)
+        if listen:
+            self.listen()
+
+    def listen(self) -> None:
+        """Start delivering the WebSocket's messages (queued ones first)."""
+        ws = self._ws
+        if ws is not None:
+            ws.set_callbacks(self._on_ws_message, self._on_ws_closed)
 
     def _on_ws_message(self, data: Data) -> None:
         if self._closed:
@@ -361,7 +407,7 @@ class Session:
 
     def _on_ws_closed(self, ws: Any) -> None:
         if not self._closed and ws is self._ws:
-            self._close("transport close", notify=False)
+            self._close(_ws_closed_reason(ws), notify=False)
 
     # -- upgrade -------------------------------------------------------------------
 
@@ -416,6 +462,7 @@ class Session:
         if poll is not None and not poll.done():
             poll.set_result(eio.NOOP_WS)
         queue, self._queue = self._queue, []
+        self._queued_bytes = 0
         for item in queue:
             try:
                 ws.write_message(item)
@@ -556,6 +603,19 @@ class Session:
             self._close_timer.cancel()
             self._close_timer = None
         self.server._forget(self)
+
+
+def _ws_closed_reason(ws: Any) -> str:
+    """``"transport error"`` when this side failed the WebSocket (a protocol
+    violation, a message above the size limit), else ``"transport close"``:
+    the reasons the reference server reports."""
+    if getattr(ws, "failed", False):  # the ASGI adapter's own verdict
+        return "transport error"
+    proto = getattr(ws, "protocol", None)
+    sent = getattr(proto, "close_sent", None)
+    if sent is not None and sent not in (1000, 1001, 1005) and proto.close_code == 1006:
+        return "transport error"
+    return "transport close"
 
 
 async def _close_ws(ws: WebSocketTransport) -> None:

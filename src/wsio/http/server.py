@@ -12,6 +12,12 @@ An application is any object with::
 ``handle_upgrade`` (optional) receives requests with ``Upgrade: websocket``:
 it returns a :class:`Response` to refuse, or takes the connection with
 :meth:`HTTPConnection.detach` and returns None.
+
+``begin_request(request)`` (optional, synchronous) is called as soon as a
+request's head has arrived, with the :class:`Request` that ``handle`` gets
+later (its body still empty); the request is marked disconnected if the
+connection is lost before it is answered. Applications use it to see
+requests that are still receiving their body.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import logging
 import socket
 import ssl as ssl_module
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -103,6 +109,7 @@ class HTTPConnection(asyncio.Protocol):
         "_current",
         "_detached",
         "_drain_waiter",
+        "_head_request",
         "_head_size",
         "_headers",
         "_in_request",
@@ -143,6 +150,7 @@ class HTTPConnection(asyncio.Protocol):
         self._upgrade_request: Request | None = None
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._head_request: Request | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -171,6 +179,9 @@ class HTTPConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         self._cancel_timer()
+        if self._head_request is not None:
+            self._head_request.set_disconnected()
+            self._head_request = None
         if self._current is not None:
             self._current.set_disconnected()
         for req in self._queue:
@@ -260,6 +271,13 @@ class HTTPConnection(asyncio.Protocol):
             )
         if expect_continue:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        hook = self.server.begin_request
+        if hook is not None:
+            req = self._head_request = self._make_request(b"")
+            try:
+                hook(req)
+            except Exception:  # pragma: no cover - a bug in the application
+                logger.exception("begin_request failed for %s", req.target)
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -269,8 +287,7 @@ class HTTPConnection(asyncio.Protocol):
             )
         self._body.append(body)
 
-    def on_message_complete(self) -> None:
-        self._in_request = False
+    def _make_request(self, body: bytes) -> Request:
         parser = self.parser
         url = httptools.parse_url(self._url) if self._url else None
         raw_path = url.path.decode("latin-1") if url is not None and url.path else "/"
@@ -279,8 +296,7 @@ class HTTPConnection(asyncio.Protocol):
         except UnicodeDecodeError:
             path = raw_path
         query = url.query.decode("latin-1") if url is not None and url.query else ""
-        body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
-        req = Request(
+        return Request(
             parser.get_method().decode("ascii", "replace"),
             self._url.decode("latin-1"),
             path,
@@ -292,9 +308,20 @@ class HTTPConnection(asyncio.Protocol):
             scheme=self.scheme,
             keep_alive=parser.should_keep_alive(),
         )
+
+    def on_message_complete(self) -> None:
+        self._in_request = False
+        body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
+        req = self._head_request
+        if req is None:
+            req = self._make_request(body)
+        else:
+            self._head_request = None
+            req.body = body
+            req.keep_alive = self.parser.should_keep_alive()
         self._body = []
         self._cancel_timer()
-        if parser.should_upgrade() or _wants_websocket(req.headers):
+        if self.parser.should_upgrade() or _wants_websocket(req.headers):
             self._upgrade_request = req
             self.transport.pause_reading()
             if not self._busy:
@@ -463,6 +490,7 @@ class HTTPServer:
     def __init__(self, app: Any, limits: Limits | None = None) -> None:
         self.app = app
         self.limits = limits or Limits()
+        self.begin_request: Callable[[Request], Any] | None = getattr(app, "begin_request", None)
         self.connections: set[HTTPConnection] = set()
         self._servers: list[asyncio.base_events.Server] = []
 

@@ -9,12 +9,14 @@ Broadcast options are plain, serializable data (:class:`BroadcastOptions`).
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..websocket.connection import PreparedMessage
-from .packets import Packet
+from .packets import Packet, PacketType
 
 if TYPE_CHECKING:
     from .namespace import Namespace
@@ -100,6 +102,13 @@ class Adapter:
         self.nsp = nsp
         self.rooms: dict[str, set[str]] = {}
         self.sids: dict[str, set[str]] = {}
+        # Connection state recovery: the packet log and the kept sessions.
+        self._log: list[tuple[int, str, BroadcastOptions, list[Any], float]] = []
+        self._log_first = 0  # sequence number of self._log[0]
+        self._seq = 0
+        self._epoch = os.urandom(3).hex()
+        self._offsets: dict[str, int] = {}
+        self._sessions: dict[str, tuple[dict[str, Any], float]] = {}
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -220,14 +229,34 @@ class Adapter:
         return Encoded(self.nsp.server.encoder.encode(packet))
 
     def broadcast(self, packet: Packet, opts: BroadcastOptions) -> Awaitable[None] | None:
-        """Send *packet* to the sockets *opts* selects (encoded once)."""
+        """Send *packet* to the sockets *opts* selects (encoded once).
+
+        With connection state recovery on, an event that is neither volatile
+        nor waiting for an acknowledgement gets an offset and is logged.
+        """
+        if (
+            self.nsp.server.recovery is not None
+            and packet.type is PacketType.EVENT
+            and packet.id is None
+            and not opts.volatile
+        ):
+            seq = self.log_packet(packet, opts)
+            self.deliver(self.encode(packet), opts, packet, seq)
+            return None
         self.deliver(self.encode(packet), opts, packet)
         return None
 
     def deliver(
-        self, encoded: Encoded, opts: BroadcastOptions, packet: Packet | None = None
+        self,
+        encoded: Encoded,
+        opts: BroadcastOptions,
+        packet: Packet | None = None,
+        seq: int | None = None,
     ) -> int:
-        """Write an encoded packet to the local sockets *opts* selects; returns how many."""
+        """Write an encoded packet to the local sockets *opts* selects; returns how many.
+
+        ``seq`` is the packet's position in the recovery log, if it is logged.
+        """
         sockets = self.nsp.sockets
         volatile = opts.volatile
         count = 0
@@ -235,6 +264,8 @@ class Adapter:
             socket = sockets.get(sid)
             if socket is None:
                 continue
+            if seq is not None and socket._since is None:
+                socket._since = seq
             socket._write_encoded(encoded, volatile, packet)
             count += 1
         return count
@@ -295,10 +326,78 @@ class Adapter:
 
     # -- connection state recovery ------------------------------------------------------
 
+    def _window(self) -> float:
+        recovery = self.nsp.server.recovery
+        return recovery.max_disconnection_duration if recovery is not None else 0.0
+
+    def _trim(self, now: float) -> None:
+        horizon = now - self._window()
+        log = self._log
+        drop = 0
+        while drop < len(log) and log[drop][4] < horizon:
+            self._offsets.pop(log[drop][1], None)
+            drop += 1
+        if drop:
+            del log[:drop]
+            self._log_first += drop
+        if self._sessions:
+            for pid in [p for p, (_, t) in self._sessions.items() if t < horizon]:
+                del self._sessions[pid]
+
+    def log_packet(self, packet: Packet, opts: BroadcastOptions) -> int:
+        """Give an event packet its offset (appended to its data), log it; returns its sequence number."""
+        now = time.monotonic()
+        if self._log and self._log[0][4] < now - self._window():
+            self._trim(now)
+        seq = self._seq
+        self._seq += 1
+        offset = f"{seq:x}-{self._epoch}"
+        packet.data.append(offset)
+        if not self._log:
+            self._log_first = seq
+        self._log.append((seq, offset, opts, packet.data, now))
+        self._offsets[offset] = seq
+        return seq
+
+    def recovery_position(self) -> Any:
+        """The log position of the next packet."""
+        return self._seq
+
     def persist_session(self, session: dict[str, Any]) -> Awaitable[None] | None:
-        """Keep a disconnected socket's state for recovery (see the recovery guide)."""
+        """Keep a disconnected socket's state (``sid``, ``pid``, ``rooms``, ``data``, ``since``)."""
+        now = time.monotonic()
+        self._trim(now)
+        self._sessions[session["pid"]] = (session, now)
         return None
 
-    async def restore_session(self, pid: str, offset: str) -> dict[str, Any] | None:
-        """The state and missed packets of a session, or None."""
-        return None
+    async def restore_session(self, pid: str, offset: str | None) -> dict[str, Any] | None:
+        """The kept state of session *pid* plus ``missed_packets`` after *offset*, or None.
+
+        Without an offset (the client saw no event before it dropped), the
+        missed packets start where the socket started receiving.
+        """
+        now = time.monotonic()
+        self._trim(now)
+        entry = self._sessions.pop(pid, None)
+        if entry is None:
+            return None
+        session = entry[0]
+        if offset is not None:
+            seq = self._offsets.get(offset)
+            if seq is None:
+                return None  # too old, or from another server: cannot tell what was missed
+            start = seq + 1
+        else:
+            since = session.get("since")
+            if not isinstance(since, int) or since < self._log_first:
+                return None  # packets it may have missed were already dropped
+            start = since
+        rooms = set(session.get("rooms") or ())
+        missed = []
+        for _seq, _offset, opts, data, _t in self._log[max(start - self._log_first, 0) :]:
+            if opts.rooms and not (opts.rooms & rooms):
+                continue
+            if opts.except_rooms and opts.except_rooms & rooms:
+                continue
+            missed.append(data)
+        return {**session, "missed_packets": missed}

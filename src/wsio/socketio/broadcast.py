@@ -30,11 +30,15 @@ def _rooms(room: str | Iterable[str]) -> Iterable[str]:
 
 
 def _deferred(action: Callable[[], Any]) -> bool:
-    """Hold *action* if we run inside a connect handler; True when held."""
+    """Hold *action* if we run inside a connect handler; True when held.
+
+    It joins the socket's held packets, so that it runs after the CONNECT
+    reply in the order the handler made it, between that socket's own emits.
+    """
     socket = connecting_socket.get()
-    if socket is None or socket._state != CONNECTING or socket._deferred is None:
+    if socket is None or socket._state != CONNECTING or socket._held is None:
         return False
-    socket._deferred.append(action)
+    socket._held.append((action, False))
     return True
 
 
@@ -103,12 +107,17 @@ class BroadcastOperator:
         if event in RESERVED_EVENTS:
             raise ValueError(f"{event!r} is a reserved event name")
         packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args])
-        adapter = self.nsp.adapter
+        nsp = self.nsp
+        adapter = nsp.adapter
         opts = self.opts
-        if _deferred(lambda: adapter.broadcast(packet, opts)):
+
+        def send() -> Awaitable[None] | None:
+            nsp.server._notify_outgoing_broadcast(nsp, event, args, opts)
+            return adapter.broadcast(packet, opts)
+
+        if _deferred(send):
             return DONE
-        self.nsp.server._notify_outgoing_broadcast(self.nsp, event, args)
-        result = adapter.broadcast(packet, opts)
+        result = send()
         return result if result is not None else DONE
 
     def send(self, *args: Any) -> Awaitable[None]:
@@ -157,6 +166,7 @@ class BroadcastOperator:
             server_count = await server_count
         pending_counts = 1 if self.opts.local else max(int(server_count), 1)
         packet = Packet(PacketType.EVENT, self.nsp.name, [event, *args], self.nsp.next_ack_id())
+        self.nsp.server._notify_outgoing_broadcast(self.nsp, event, args, self.opts)
         result = self.nsp.adapter.broadcast_with_ack(packet, self.opts, on_count, on_ack)
         if result is not None:
             await result

@@ -1,41 +1,34 @@
-"""Connection state recovery (Socket.IO 4.6's extension): options and server hooks."""
+"""Connection state recovery (the Socket.IO 4.6 extension).
+
+With recovery on, the CONNECT reply carries a private session id ``pid`` and
+every event that is neither volatile nor waiting for an acknowledgement gets
+an offset as its last argument. When a client drops for a recoverable reason
+(transport close or error, ping timeout, server shutdown) the adapter keeps
+its id, rooms and ``data``; a client that reconnects within the window with
+its ``pid`` (and the last offset it saw, if any) gets them back, then every
+packet it missed, in order, right after the CONNECT reply.
+
+The adapter owns the session store and the packet log (see
+:meth:`wsio.socketio.adapter.Adapter.persist_session`), so a networked
+adapter can keep them across nodes and restarts.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .namespace import Namespace
-    from .server import Connection, Server
-    from .socket import Handshake, Socket
 
 __all__ = ["RecoveryOptions"]
 
 
 @dataclass(frozen=True, slots=True)
 class RecoveryOptions:
-    """``max_disconnection_duration``: seconds a disconnected client's state is kept;
-    ``skip_middlewares``: whether a recovered client skips the middlewares."""
+    """Connection state recovery settings.
+
+    * ``max_disconnection_duration`` (120 s): how long a disconnected
+      client's id, rooms, ``data`` and missed packets are kept;
+    * ``skip_middlewares`` (True): a recovered client does not go through the
+      middlewares again (the connect handler runs, with ``socket.recovered``).
+    """
 
     max_disconnection_duration: float = 120.0
     skip_middlewares: bool = True
-
-
-def restore(
-    server: Server,
-    nsp: Namespace,
-    conn: Connection,
-    handshake: Handshake,
-    auth: dict[str, Any] | None,
-) -> Socket | None:
-    """The socket restored from the client's ``pid`` and offset, or None."""
-    return None
-
-
-def after_accept(server: Server, socket: Socket) -> None:
-    """Runs once a socket's CONNECT reply is sent."""
-
-
-def persist(server: Server, socket: Socket, reason: str) -> None:
-    """Keep a disconnected socket's state when the reason is recoverable."""

@@ -16,7 +16,7 @@ from ..engineio.session import Session
 from ..exceptions import ConnectionRefused
 from ..http.request import Request, Response
 from ..http.server import HTTPServer
-from .adapter import Adapter, Encoded
+from .adapter import Adapter, BroadcastOptions, Encoded
 from .broadcast import BroadcastOperator, connecting_socket
 from .namespace import Handler, Namespace, NamespaceMatcher, ParentNamespace, _Emitter
 from .packets import DecodeError, Packet, PacketType, make_parser
@@ -31,6 +31,11 @@ _DISCONNECT = PacketType.DISCONNECT
 _EVENT = PacketType.EVENT
 _ACK = PacketType.ACK
 _CONNECT_ERROR = PacketType.CONNECT_ERROR
+
+#: Disconnect reasons after which connection state recovery keeps a session.
+RECOVERABLE_REASONS = frozenset(
+    {"transport close", "transport error", "ping timeout", "server shutting down"}
+)
 
 #: Runner queue length at which reading from a flooding client pauses.
 MAX_PENDING_EVENTS = 256
@@ -87,6 +92,13 @@ class Connection:
         if packet is None:
             return
         ptype = packet.type
+        if ptype is not _CONNECT and not self.sockets and self._connect_timer is not None:
+            # "If the first packet isn't CONNECT the server closes."
+            logger.info(
+                "closing connection %s: %s before any CONNECT", self.session.sid, ptype.name
+            )
+            self.close("parse error")
+            return
         if ptype is _EVENT:
             self._on_event(packet)
         elif ptype is _ACK:
@@ -132,7 +144,8 @@ class Connection:
         runner.submit(
             lambda: self._run_async(socket, event, args, handler, catch_all, listeners, ack_id)
         )
-        if len(runner) > MAX_PENDING_EVENTS:
+        if len(runner) == MAX_PENDING_EVENTS + 1:
+            # Crossing the limit (once, not for every event beyond it).
             self._throttle(socket)
 
     def _run_sync(
@@ -215,6 +228,14 @@ class Connection:
             self._send(Packet(_CONNECT_ERROR, name, {"message": "Invalid namespace"}))
             return
         auth = packet.data if isinstance(packet.data, dict) else None
+        recovery = self.server.recovery
+        pid = offset = None
+        if recovery is not None and auth is not None and ("pid" in auth or "offset" in auth):
+            auth = dict(auth)
+            pid = auth.pop("pid", None)
+            offset = auth.pop("offset", None)
+            if not auth:
+                auth = None
         info = self.session.handshake
         handshake = Handshake(
             headers=info.headers,
@@ -227,24 +248,49 @@ class Connection:
             url=info.url,
             xdomain=info.headers.get("Origin") is not None,
         )
-        socket = self.server._restore(nsp, self, handshake, auth)
-        if socket is None:
-            socket = Socket(nsp, self, new_id(), handshake)
+        socket = Socket(nsp, self, new_id(), handshake)
         self.sockets[name] = socket
+        socket.runner.submit(lambda: self._connect_socket(socket, auth, pid, offset))
+
+    async def _connect_socket(
+        self, socket: Socket, auth: dict[str, Any] | None, pid: Any = None, offset: Any = None
+    ) -> None:
+        nsp = socket.nsp
+        missed: list[list[Any]] = []
+        recovery = self.server.recovery
+        if recovery is not None:
+            if isinstance(pid, str):
+                session = None
+                try:
+                    session = await nsp.adapter.restore_session(
+                        pid, offset if isinstance(offset, str) else None
+                    )
+                except Exception:
+                    logger.exception("restoring session %s failed", pid)
+                if (
+                    session is not None
+                    and session.get("sid") not in nsp.sockets
+                    and not self.closed
+                ):
+                    socket.id = session["sid"]
+                    socket.pid = pid
+                    socket.data = session.get("data") or {}
+                    socket.recovered = True
+                    socket._since = session.get("since")
+                    missed = session.get("missed_packets") or []
+                    rooms = [r for r in session.get("rooms") or () if r != socket.id]
+                    if rooms:
+                        nsp.adapter.add_all(socket.id, rooms)
+            if socket.pid is None:
+                socket.pid = new_id()
+        if socket._state != CONNECTING or self.closed:
+            return
         nsp.sockets[socket.id] = socket
         nsp.adapter.add_all(socket.id, (socket.id,))
-        socket.runner.submit(lambda: self._connect_socket(socket, auth))
-
-    async def _connect_socket(self, socket: Socket, auth: dict[str, Any] | None) -> None:
-        nsp = socket.nsp
         token = connecting_socket.set(socket)
         refusal: dict[str, Any] | None = None
         try:
-            skip = (
-                socket.recovered
-                and self.server.recovery is not None
-                and self.server.recovery.skip_middlewares
-            )
+            skip = socket.recovered and recovery is not None and recovery.skip_middlewares
             if not skip:
                 for middleware in nsp.all_middlewares():
                     result = middleware(socket)
@@ -270,9 +316,9 @@ class Connection:
             self._send(Packet(_CONNECT_ERROR, nsp.name, refusal))
             socket._on_close("connection refused")
             return
-        self._accept(socket)
+        self._accept(socket, missed)
 
-    def _accept(self, socket: Socket) -> None:
+    def _accept(self, socket: Socket, missed: list[list[Any]] | None = None) -> None:
         socket._state = CONNECTED
         if self._connect_timer is not None:
             self._connect_timer.cancel()
@@ -281,13 +327,22 @@ class Connection:
         if socket.pid is not None:
             reply["pid"] = socket.pid
         self._send(Packet(_CONNECT, socket.nsp.name, reply))
+        for data in missed or ():
+            self._send(Packet(_EVENT, socket.nsp.name, data))
         held, socket._held = socket._held, None
         for item, volatile in held or ():
             if isinstance(item, Encoded):
                 self.write_encoded(item, volatile)
+            elif callable(item):
+                # A broadcast (or room change) the connect handler made.
+                try:
+                    result = item()
+                    if result is not None and inspect.isawaitable(result):
+                        spawn(result)
+                except Exception:
+                    logger.exception("deferred broadcast failed")
             else:
                 self.write_messages(item)
-        self.server._after_accept(socket)
         deferred, socket._deferred = socket._deferred, None
         for action in deferred or ():
             try:
@@ -360,6 +415,14 @@ class _Engine(EngineServer):
         if response is not None:
             return response
         return await super().handle_other(request)
+
+    async def shutdown(self) -> None:
+        """Stopping the Engine.IO server (an ASGI lifespan does) stops Socket.IO with it."""
+        await self.sio.shutdown()
+
+    async def shutdown_engine(self) -> None:
+        """Close every session and stop listening (the Engine.IO part of a shutdown)."""
+        await super().shutdown()
 
 
 class Server(_Emitter):
@@ -507,9 +570,20 @@ class Server(_Emitter):
             except Exception:
                 logger.exception("on_any_outgoing listener failed")
 
-    def _notify_outgoing_broadcast(self, nsp: Namespace, event: Any, args: tuple[Any, ...]) -> None:
+    def _notify_outgoing_broadcast(
+        self,
+        nsp: Namespace,
+        event: Any,
+        args: tuple[Any, ...],
+        opts: BroadcastOptions | None = None,
+    ) -> None:
         if self._outgoing:
-            for socket in list(nsp.sockets.values()):
+            # Only the local recipients the broadcast selects (all when no options).
+            if opts is None:
+                sockets = list(nsp.sockets.values())
+            else:
+                sockets = nsp.adapter.local_sockets(opts)
+            for socket in sockets:
                 if socket._state == CONNECTED:
                     self._notify_outgoing(socket, event, args)
 
@@ -519,28 +593,27 @@ class Server(_Emitter):
         """Emit to the other nodes of the cluster (a no-op with the in-memory adapter)."""
         return await self.namespaces["/"].adapter.server_side_emit([event, *args], timeout)
 
-    # -- connection state recovery hooks (see recovery.py) -------------------------------------
-
-    def _restore(
-        self, nsp: Namespace, conn: Connection, handshake: Handshake, auth: dict[str, Any] | None
-    ) -> Socket | None:
-        if self.recovery is None:
-            return None
-        from .recovery import restore
-
-        return restore(self, nsp, conn, handshake, auth)
-
-    def _after_accept(self, socket: Socket) -> None:
-        if self.recovery is not None:
-            from .recovery import after_accept
-
-            after_accept(self, socket)
+    # -- connection state recovery -------------------------------------------------------------
 
     def _persist(self, socket: Socket, reason: str) -> None:
-        if self.recovery is not None:
-            from .recovery import persist
-
-            persist(self, socket, reason)
+        """Keep a departing socket's state when recovery is on and the reason allows it."""
+        if self.recovery is None or socket.pid is None or reason not in RECOVERABLE_REASONS:
+            return
+        session = {
+            "sid": socket.id,
+            "pid": socket.pid,
+            "rooms": sorted(socket.rooms),
+            "data": socket.data,
+            "since": socket._since
+            if socket._since is not None
+            else socket.nsp.adapter.recovery_position(),
+        }
+        try:
+            result = socket.nsp.adapter.persist_session(session)
+            if result is not None:
+                spawn(result)
+        except Exception:
+            logger.exception("persisting session of %s failed", socket.id)
 
     # -- serving -----------------------------------------------------------------------------
 
@@ -614,7 +687,7 @@ class Server(_Emitter):
     async def shutdown(self) -> None:
         """Disconnect everyone with ``"server shutting down"`` and stop accepting."""
         self._shutting_down = True
-        await self.eio.shutdown()
+        await self.eio.shutdown_engine()
         for nsp in list(self.namespaces.values()):
             result = nsp.adapter.close()
             if result is not None:

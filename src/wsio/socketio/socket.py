@@ -113,6 +113,7 @@ class Socket:
         "_deferred",
         "_held",
         "_runner",
+        "_since",
         "_state",
         "conn",
         "data",
@@ -136,9 +137,10 @@ class Socket:
         self.pid: str | None = None
         self._state = CONNECTING
         self._acks: dict[int, AckCallback] = {}
-        self._held: list[tuple[Encoded | list[str | bytes], bool]] | None = []
+        self._held: list[tuple[Encoded | list[str | bytes] | Callable[[], Any], bool]] | None = []
         self._deferred: list[Callable[[], Any]] | None = []
         self._runner: SerialRunner | None = None
+        self._since: Any = None  # recovery: log position when the socket started receiving
 
     def __repr__(self) -> str:
         state = ("connecting", "connected", "disconnected")[self._state]
@@ -230,6 +232,12 @@ class Socket:
 
             self._acks[ack_id] = on_ack
         self.server._notify_outgoing(self, event, args)
+        if callback is None and self.server.recovery is not None:
+            # Through the adapter, so that the packet gets an offset and is logged.
+            result = self.nsp.adapter.broadcast(
+                packet, BroadcastOptions(rooms=frozenset((self.id,)))
+            )
+            return result if result is not None else DONE
         return self._send_packet(packet)
 
     def send(self, *args: Any, callback: Callable[..., Any] | None = None) -> Awaitable[None]:
