@@ -112,6 +112,9 @@ class HTTPConnection(asyncio.Protocol):
         "_head_request",
         "_head_size",
         "_headers",
+        "_continue_pending",
+        "_head_bytes",
+        "_in_head",
         "_in_request",
         "_pending",
         "_queue",
@@ -140,6 +143,9 @@ class HTTPConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._in_request = False
+        self._in_head = False
+        self._head_bytes = 0
+        self._continue_pending = False
         self._queue: deque[Request] = deque()
         self._busy = False
         self._current: Request | None = None
@@ -204,6 +210,13 @@ class HTTPConnection(asyncio.Protocol):
         if self._detached or self._upgrade_request is not None:
             self._pending.append(data)
             return
+        if self._in_head:
+            # httptools holds an unfinished header line until it ends: count
+            # raw bytes too, so an endless header cannot grow memory.
+            self._head_bytes += len(data)
+            if self._head_bytes > self.server.limits.max_header_size + 4096:
+                self._send_error(431, "request header fields too large")
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -233,6 +246,8 @@ class HTTPConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._in_request = True
+        self._in_head = True
+        self._head_bytes = 0
         self._url = b""
         self._headers = []
         self._head_size = 0
@@ -269,8 +284,14 @@ class HTTPConnection(asyncio.Protocol):
             raise _HTTPError(
                 413, f"request body larger than {self.server.limits.max_body_size} bytes"
             )
+        self._in_head = False
         if expect_continue:
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if self._busy or self._queue:
+                # Answer earlier pipelined requests first: 100 Continue must
+                # not read as an interim response to one of them.
+                self._continue_pending = True
+            else:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         hook = self.server.begin_request
         if hook is not None:
             req = self._head_request = self._make_request(b"")
@@ -371,7 +392,11 @@ class HTTPConnection(asyncio.Protocol):
                 pass
         if self._queue or self._upgrade_request is not None:
             self._start_next()
-        elif not self._in_request:
+            return
+        if self._continue_pending:
+            self._continue_pending = False
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if not self._in_request:
             self._set_timer(self.server.limits.keepalive_timeout, self._on_idle_timeout)
 
     async def _serve_upgrade(self, req: Request) -> None:

@@ -104,8 +104,13 @@ class WebSocket(asyncio.Protocol):
         self._keepalive: asyncio.TimerHandle | None = None
         self._keepalive_ping: bytes | None = None
         self._rx_since_ping = False
+        self._bytes_out = 0  # bytes handed to the transport
+        self._ping_mark = 0  # ... up to and including the keepalive Ping
+        self._flushed_at_check = 0
         self._abort_handle: asyncio.TimerHandle | None = None
         self._fragments_lock: asyncio.Lock | None = None
+        self._pending: list[bytes] | None = None
+        self._pending_size = 0
         self._on_message: Callable[[Data], None] | None = None
         self._on_closed: Callable[[WebSocket], None] | None = None
 
@@ -123,10 +128,11 @@ class WebSocket(asyncio.Protocol):
             self.data_received(initial)
         if self.ping_interval is not None and not self._closed:
             self._keepalive = self.loop.call_later(self.ping_interval, self._send_keepalive)
-        try:
-            transport.resume_reading()
-        except (RuntimeError, AttributeError):  # pragma: no cover - already reading
-            pass
+        if not self._reading_paused:  # the initial bytes may have filled the queue
+            try:
+                transport.resume_reading()
+            except (RuntimeError, AttributeError):  # pragma: no cover - already reading
+                pass
 
     # -- asyncio.Protocol --------------------------------------------------------
 
@@ -175,8 +181,22 @@ class WebSocket(asyncio.Protocol):
                 and len(messages) >= self.max_queue
                 and not self._reading_paused
             ):
-                self._reading_paused = True
-                self.transport.pause_reading()
+                if proto.state is State.CLOSING:
+                    # We sent a Close frame: keep reading until the peer's
+                    # arrives, dropping what does not fit in the queue.
+                    while len(messages) > self.max_queue:
+                        messages.pop()
+                else:
+                    self._reading_paused = True
+                    self.transport.pause_reading()
+        if proto.has_pending_input:
+            # A violation behind these messages: act on it right after the
+            # application had its turn, even if it never calls recv().
+            self.loop.call_soon(self._receive_pending)
+
+    def _receive_pending(self) -> None:
+        if self.protocol.has_pending_input and not self._closed:
+            self.data_received(b"")
 
     def eof_received(self) -> bool | None:
         events = self.protocol.receive_eof()
@@ -247,6 +267,7 @@ class WebSocket(asyncio.Protocol):
         if self._closed or self.transport is None:
             return
         if self._is_server or immediately:
+            self._flush()
             self.transport.close()
         elif self._abort_handle is None:
             self._abort_handle = self.loop.call_later(self.close_timeout, self.transport.abort)
@@ -354,12 +375,39 @@ class WebSocket(asyncio.Protocol):
     # -- sending -------------------------------------------------------------------
 
     def _write_list(self, frames: list[bytes]) -> None:
+        """Queue frames; they go out together at the end of this loop iteration.
+
+        Coalescing the frames written in one iteration (the replies to one
+        read, a burst of emits) costs one system call instead of one each.
+        More than ``write_limit`` bytes pending are written at once, so
+        backpressure still shows as soon as the transport's buffer fills.
+        """
         if self._closed:
             return
-        if len(frames) == 1:
-            self.transport.write(frames[0])
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = []
+            self.loop.call_soon(self._flush)
+        pending.extend(frames)
+        size = sum(map(len, frames)) if len(frames) != 1 else len(frames[0])
+        self._bytes_out += size
+        self._pending_size += size
+        if self._pending_size > self.write_limit:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Hand the pending frames to the transport."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        self._pending_size = 0
+        if self._closed:
+            return
+        if len(pending) == 1:
+            self.transport.write(pending[0])
         else:
-            self.transport.writelines(frames)
+            self.transport.writelines(pending)
 
     async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data]) -> None:
         """Send a message: ``str`` as text, ``bytes``-like as binary.
@@ -368,6 +416,14 @@ class WebSocket(asyncio.Protocol):
         message, one frame per item. Waits only while the write buffer is full.
         """
         proto = self.protocol
+        lock = self._fragments_lock
+        if (
+            lock is not None
+            and lock.locked()
+            and isinstance(message, (str, bytes, bytearray, memoryview))
+        ):
+            async with lock:  # a fragmented message is on its way: go after it
+                pass
         if proto.state is not State.OPEN or self._closed:
             raise self._closed_exc()
         if isinstance(message, str):
@@ -385,28 +441,38 @@ class WebSocket(asyncio.Protocol):
         if self._fragments_lock is None:
             self._fragments_lock = asyncio.Lock()
         async with self._fragments_lock:
-            opcode: int | None = None
-            previous: bytes | None = None
-            items: AsyncIterator[Data]
-            items = aiter(message) if isinstance(message, AsyncIterable) else _aiter_sync(message)
-            async for item in items:
-                if isinstance(item, str):
-                    kind, payload = OP_TEXT, item.encode()
-                elif isinstance(item, (bytes, bytearray, memoryview)):
-                    kind, payload = OP_BINARY, bytes(item)
-                else:
-                    raise TypeError(f"cannot send {type(item).__name__}")
+            try:
+                opcode: int | None = None
+                previous: bytes | None = None
+                items: AsyncIterator[Data]
+                items = (
+                    aiter(message) if isinstance(message, AsyncIterable) else _aiter_sync(message)
+                )
+                async for item in items:
+                    if isinstance(item, str):
+                        kind, payload = OP_TEXT, item.encode()
+                    elif isinstance(item, (bytes, bytearray, memoryview)):
+                        kind, payload = OP_BINARY, bytes(item)
+                    else:
+                        raise TypeError(f"cannot send {type(item).__name__}")
+                    if opcode is None:
+                        opcode = kind
+                    elif kind != opcode:
+                        raise TypeError("all fragments of a message must be str or all bytes")
+                    if previous is not None:
+                        await self._send_fragment(previous, opcode=opcode, fin=False)
+                    previous = payload
                 if opcode is None:
-                    opcode = kind
-                elif kind != opcode:
-                    raise TypeError("all fragments of a message must be str or all bytes")
-                if previous is not None:
-                    await self._send_fragment(previous, opcode=opcode, fin=False)
-                previous = payload
-            if opcode is None:
-                return
-            assert previous is not None
-            await self._send_fragment(previous, opcode=opcode, fin=True)
+                    return
+                assert previous is not None
+                await self._send_fragment(previous, opcode=opcode, fin=True)
+            except BaseException:
+                proto = self.protocol
+                if proto._send_fragmenting and proto.state is State.OPEN and not self._closed:
+                    # The message cannot be finished: fail the connection
+                    # rather than leave it half-sent for good.
+                    self._write_list(proto.send_close(1011, "fragmented message not finished"))
+                raise
 
     async def _send_fragment(self, payload: bytes, *, opcode: int, fin: bool) -> None:
         proto = self.protocol
@@ -430,7 +496,7 @@ class WebSocket(asyncio.Protocol):
         else:
             if proto._send_fragmenting:
                 raise InvalidState("a fragmented message is in progress")
-            self.transport.write(prepared.frame)
+            self._write_list([prepared.frame])
 
     @property
     def write_buffer_size(self) -> int:
@@ -509,6 +575,8 @@ class WebSocket(asyncio.Protocol):
             self._keepalive_ping = payload
             self._rx_since_ping = False
             self._write_list(self.protocol.send_ping(payload))
+            self._ping_mark = self._bytes_out
+            self._flushed_at_check = self._bytes_out - self.transport.get_write_buffer_size()
             if self.ping_timeout is not None:
                 self._keepalive = self.loop.call_later(self.ping_timeout, self._check_keepalive)
                 return
@@ -525,9 +593,18 @@ class WebSocket(asyncio.Protocol):
             delay = max(self.ping_interval - (self.ping_timeout or 0), 0)
             self._keepalive = self.loop.call_later(delay, self._send_keepalive)
             return
-        if self._rx_since_ping:
+        if self._rx_since_ping or self._reading_paused:
             # Data is still arriving (a large message?): the peer is alive.
+            # Or we stopped reading (max_queue): its Pong may be waiting unread.
             self._rx_since_ping = False
+            assert self.ping_timeout is not None
+            self._keepalive = self.loop.call_later(self.ping_timeout, self._check_keepalive)
+            return
+        flushed = self._bytes_out - self.transport.get_write_buffer_size()
+        if self._flushed_at_check < flushed < self._ping_mark:
+            # Our Ping still waits behind data that the peer keeps reading
+            # (a large message on a slow link): the peer could not answer yet.
+            self._flushed_at_check = flushed
             assert self.ping_timeout is not None
             self._keepalive = self.loop.call_later(self.ping_timeout, self._check_keepalive)
             return
@@ -549,6 +626,10 @@ class WebSocket(asyncio.Protocol):
             if proto.close_sent is None and proto.state is State.OPEN:
                 self._write_list(proto.send_close(code, reason))
             if proto.state is not State.CLOSED:
+                if self._reading_paused:
+                    # The peer's Close frame may wait behind unread messages.
+                    self._reading_paused = False
+                    self.transport.resume_reading()
                 try:
                     await asyncio.wait_for(
                         asyncio.shield(self._close_handshake), self.close_timeout
@@ -557,6 +638,7 @@ class WebSocket(asyncio.Protocol):
                     logger.info("no Close frame from %s: aborting", self.remote_address)
                     self.transport.abort()
             if not self._closed:
+                self._flush()
                 if self._is_server:
                     self.transport.close()
                 elif self._abort_handle is None:
