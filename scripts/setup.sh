@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install everything the test suite and the benchmarks need (Debian 12, as root).
 #
-#   scripts/setup.sh
+#   scripts/setup.sh            everything
+#   scripts/setup.sh --no-apt   only the venv and the npm packages (what `wsio demo` needs)
 #
 # Idempotent and quick when everything is present:
 #   * Debian packages chromium, nginx, redis-server (plus node/npm and gcc when
 #     missing); apt-get update runs once, only when something has to be installed,
 #     and no package service is started.
 #   * the virtualenv .venv in the repository root with `pip install -e '.[test,bench]'`,
-#     re-run only when pyproject.toml changed (hash stamp inside .venv).
+#     re-run only when pyproject.toml, setup.py or the C speedups changed (hash stamp
+#     inside .venv).
 #   * `npm ci` in tests/interop, re-run only when package-lock.json changed (hash
 #     stamp inside node_modules).
 # Env: PYTHON selects the interpreter for a new venv (default python3, needs 3.11+).
@@ -20,13 +22,23 @@ cd "$ROOT"
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
+WANT_APT=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-apt) WANT_APT=0 ;;
+    *) die "unknown option $arg" ;;
+  esac
+done
+
 # --- Debian packages -------------------------------------------------------
 installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]; }
 
 missing=()
-for pkg in chromium nginx redis-server; do
-  installed "$pkg" || missing+=("$pkg")
-done
+if ((WANT_APT)); then
+  for pkg in chromium nginx redis-server; do
+    installed "$pkg" || missing+=("$pkg")
+  done
+fi
 command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v taskset >/dev/null || missing+=(util-linux)
@@ -66,7 +78,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$py" -m venv "$VENV"
 fi
 stamp="$VENV/.wsio-setup-stamp"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml setup.py src/wsio/_speedups.c | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   say "pip install -e '.[test,bench]'"
   "$VENV/bin/python" -m pip install -qq -e '.[test,bench]' || die "pip install failed"
