@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import inspect
 import logging
 import os
@@ -56,11 +57,50 @@ async def call_handler(fn: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
+class _Resume:
+    """Awaitable that carries on a coroutine already started by hand.
+
+    :class:`SerialRunner` starts a job's coroutine eagerly (most handlers
+    finish without ever waiting); when it does wait, the rest runs in a task
+    through this object, which forwards what the task sends or throws.
+    """
+
+    __slots__ = ("_coro", "_first")
+
+    def __init__(self, coro: Any, first: Any) -> None:
+        self._coro = coro
+        self._first = first
+
+    def __await__(self) -> Any:
+        coro = self._coro
+        value = self._first
+        self._first = None
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # thrown in (e.g. cancellation)
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
 class SerialRunner:
     """Runs jobs one after the other, in submission order, in at most one task.
 
-    The task exists only while jobs are pending, so an idle owner costs no
-    task. A job is a zero-argument callable returning an awaitable or not.
+    A job submitted while nothing else runs starts at once, in a copy of the
+    current context (no task at all when it finishes without waiting); the
+    task exists only while a job waits or jobs are queued, so an idle owner
+    costs nothing. A job is a zero-argument callable returning an awaitable
+    or not.
     """
 
     __slots__ = ("_jobs", "_task")
@@ -69,18 +109,53 @@ class SerialRunner:
         self._jobs: deque[Callable[[], Any]] = deque()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def busy(self) -> bool:
+        """Whether a job is running (waiting) or queued."""
+        return self._task is not None or bool(self._jobs)
+
     def submit(self, job: Callable[[], Any]) -> None:
-        """Queue *job*; it runs after every job submitted before it."""
+        """Run *job* after every job submitted before it."""
+        if self._task is None and not self._jobs:
+            self._run_eagerly(job)
+            return
         self._jobs.append(job)
         if self._task is None:
-            self._task = spawn(self._run())
+            self._task = spawn(self._run(None))
+
+    def _run_eagerly(self, job: Callable[[], Any]) -> None:
+        ctx = contextvars.copy_context()
+        try:
+            result = ctx.run(job)
+            if inspect.iscoroutine(result):
+                try:
+                    first = ctx.run(result.send, None)
+                except StopIteration:
+                    return
+                awaitable: Any = _Resume(result, first)
+            elif inspect.isawaitable(result):
+                awaitable = result
+            else:
+                return
+        except Exception:
+            logger.exception("handler failed")
+            return
+        task = asyncio.get_running_loop().create_task(self._run(awaitable), context=ctx)
+        _background.add(task)
+        task.add_done_callback(_task_done)
+        self._task = task
 
     def __len__(self) -> int:
         return len(self._jobs)
 
-    async def _run(self) -> None:
+    async def _run(self, first: Any) -> None:
         jobs = self._jobs
         try:
+            if first is not None:
+                try:
+                    await first
+                except Exception:
+                    logger.exception("handler failed")
             while jobs:
                 job = jobs.popleft()
                 try:

@@ -505,6 +505,9 @@ async def test_ack_arguments(serve: Any, clients: Any) -> None:
     assert await c.recv() == '32[1,"b","end"]'
     await c.send('21["one",[]]')
     assert await c.recv() == "31[[]]"
+    # No handler at all: the ack request is still answered (no arguments).
+    await c.send('29["nobody-listens",1]')
+    assert await c.recv() == "39[]"
     # Binary in, binary out (nested), both with acks.
     await c.send('51-7["bin",{"raw":{"_placeholder":true,"num":0}}]', b"\x00\x01")
     head = await c.recv()

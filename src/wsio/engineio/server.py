@@ -179,13 +179,14 @@ class Server:
         if handler is None:
             return
         runner = self._runners.get(session.sid)
+        if (runner is None or not runner.busy) and not is_async_callable(handler):
+            # Nothing of this session waits and nothing to await: run inline.
+            try:
+                handler(session, *args)
+            except Exception:
+                logger.exception("Engine.IO %s handler failed", event)
+            return
         if runner is None:
-            if not is_async_callable(handler) and not len(self._runners):
-                try:
-                    handler(session, *args)
-                except Exception:
-                    logger.exception("Engine.IO %s handler failed", event)
-                return
             runner = self._runners[session.sid] = SerialRunner()
         runner.submit(lambda: call_handler(handler, session, *args))
 
@@ -203,7 +204,7 @@ class Server:
     def _on_close(self, session: Session, reason: str) -> None:
         self._dispatch(session, "disconnect", reason)
         runner = self._runners.pop(session.sid, None)
-        if runner is not None and len(runner):
+        if runner is not None and runner.busy:
             # Let the pending handlers (and the disconnect handler) finish.
             self._runners[session.sid] = runner
             runner.submit(lambda: self._runners.pop(session.sid, None))

@@ -220,7 +220,7 @@ class Namespace(_Emitter):
                     await result
 
         if (
-            not len(runner)
+            not runner.busy
             and (disconnecting is None or not disconnecting.is_async)
             and (disconnect is None or not disconnect.is_async)
         ):

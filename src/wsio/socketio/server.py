@@ -132,7 +132,7 @@ class Connection:
         ack_id = packet.id
         runner = socket._runner
         if (
-            (runner is None or not len(runner))
+            (runner is None or not runner.busy)
             and socket._state == CONNECTED
             and (handler is None or not handler.is_async)
             and not any(listener.is_async for listener in listeners)
