@@ -93,6 +93,29 @@ class _Resume:
                     return stop.value
 
 
+def _start(job: Callable[[], Any]) -> Any:
+    """Run *job* up to its first wait; returns what is left to await, or None."""
+    result = job()
+    if result.__class__ is _COROUTINE or inspect.iscoroutine(result):
+        try:
+            first = result.send(None)
+        except StopIteration:
+            return None
+        return _Resume(result, first)
+    if result is not None and inspect.isawaitable(result):
+        return result
+    return None
+
+
+async def _sample() -> None:  # pragma: no cover - only its type is used
+    pass
+
+
+_coro = _sample()
+_COROUTINE = type(_coro)
+_coro.close()
+
+
 class SerialRunner:
     """Runs jobs one after the other, in submission order, in at most one task.
 
@@ -126,19 +149,11 @@ class SerialRunner:
     def _run_eagerly(self, job: Callable[[], Any]) -> None:
         ctx = contextvars.copy_context()
         try:
-            result = ctx.run(job)
-            if inspect.iscoroutine(result):
-                try:
-                    first = ctx.run(result.send, None)
-                except StopIteration:
-                    return
-                awaitable: Any = _Resume(result, first)
-            elif inspect.isawaitable(result):
-                awaitable = result
-            else:
-                return
+            awaitable = ctx.run(_start, job)
         except Exception:
             logger.exception("handler failed")
+            return
+        if awaitable is None:
             return
         task = asyncio.get_running_loop().create_task(self._run(awaitable), context=ctx)
         _background.add(task)

@@ -11,11 +11,12 @@ import ssl as ssl_module
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from .. import _json
-from .._util import SerialRunner, call_handler, is_async_callable, new_id
+from .._util import SerialRunner, is_async_callable, new_id
 from ..http.request import Request, Response
 from ..http.server import HTTPConnection, HTTPServer, Limits
 from ..http.static import StaticFiles
@@ -151,6 +152,7 @@ class Server:
         self.max_outgoing_packets = max_outgoing_packets
         self.sessions: dict[str, Session] = {}
         self._handlers: dict[str, Callable[..., Any]] = {}
+        self._async_handlers: dict[str, bool] = {}
         self._runners: dict[str, SerialRunner] = {}
         self._static: StaticFiles | None = None
         self._http: HTTPServer | None = None
@@ -170,6 +172,7 @@ class Server:
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self._handlers[event] = fn
+            self._async_handlers[event] = is_async_callable(fn)
             return fn
 
         return register(handler) if handler is not None else register
@@ -179,7 +182,7 @@ class Server:
         if handler is None:
             return
         runner = self._runners.get(session.sid)
-        if (runner is None or not runner.busy) and not is_async_callable(handler):
+        if (runner is None or not runner.busy) and not self._async_handlers[event]:
             # Nothing of this session waits and nothing to await: run inline.
             try:
                 handler(session, *args)
@@ -188,7 +191,7 @@ class Server:
             return
         if runner is None:
             runner = self._runners[session.sid] = SerialRunner()
-        runner.submit(lambda: call_handler(handler, session, *args))
+        runner.submit(partial(handler, session, *args))
 
     # Hooks for layers built on top (the Socket.IO server overrides them).
 

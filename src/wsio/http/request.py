@@ -71,9 +71,18 @@ class Request:
         """Query parameters (the first value of each)."""
         q = self._query
         if q is None:
-            q = {}
-            for k, v in parse_qsl(self.query_string, keep_blank_values=True):
-                q.setdefault(k, v)
+            qs = self.query_string
+            if "%" in qs or "+" in qs or ";" in qs:
+                q = {}
+                for k, v in parse_qsl(qs, keep_blank_values=True):
+                    q.setdefault(k, v)
+            else:
+                # Fast path for plain queries such as EIO=4&transport=polling&sid=...
+                q = {}
+                for part in qs.split("&"):
+                    if part:
+                        k, _, v = part.partition("=")
+                        q.setdefault(k, v)
             self._query = q
         return q
 

@@ -108,6 +108,7 @@ class HTTPConnection(asyncio.Protocol):
         "_closing",
         "_continue_pending",
         "_current",
+        "_deadline",
         "_detached",
         "_drain_waiter",
         "_head_bytes",
@@ -119,6 +120,7 @@ class HTTPConnection(asyncio.Protocol):
         "_pending",
         "_queue",
         "_timer",
+        "_timer_cb",
         "_upgrade_request",
         "_url",
         "_write_paused",
@@ -150,6 +152,8 @@ class HTTPConnection(asyncio.Protocol):
         self._busy = False
         self._current: Request | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_cb: Any = None
+        self._deadline = 0.0
         self._detached = False
         self._closing = False
         self._pending: list[bytes] = []
@@ -184,7 +188,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
-        self._cancel_timer()
+        self._stop_timer()
         if self._head_request is not None:
             self._head_request.set_disconnected()
             self._head_request = None
@@ -425,22 +429,21 @@ class HTTPConnection(asyncio.Protocol):
 
     def _write_response(self, req: Request, resp: Response, keep_alive: bool) -> None:
         body = resp.body
-        parts = [status_line(resp.status)]
-        for name, value in resp.headers:
-            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-        parts.append(b"Content-Length: %d\r\n" % len(body))
+        lines = [f"{name}: {value}\r\n" for name, value in resp.headers]
+        lines.append(f"Content-Length: {len(body)}\r\n")
         if not keep_alive:
-            parts.append(b"Connection: close\r\n")
+            lines.append("Connection: close\r\n\r\n")
         elif req.http_version == "1.0":
-            parts.append(b"Connection: keep-alive\r\n")
-        parts.append(b"\r\n")
+            lines.append("Connection: keep-alive\r\n\r\n")
+        else:
+            lines.append("\r\n")
+        head = status_line(resp.status) + "".join(lines).encode("latin-1")
         if req.method == "HEAD":
             body = b""
         if len(body) < 16384:
-            parts.append(body)
-            self.transport.write(b"".join(parts))
+            self.transport.write(head + body)
         else:
-            self.transport.writelines([b"".join(parts), body])
+            self.transport.writelines([head, body])
 
     def _send_error(self, status: int, message: str) -> None:
         if self.transport.is_closing():
@@ -457,15 +460,39 @@ class HTTPConnection(asyncio.Protocol):
 
     # -- timers --------------------------------------------------------------
 
+    # One lazily re-armed timer per connection: setting or clearing a deadline
+    # (twice per request) costs an attribute write, not a call_later/cancel.
+
     def _set_timer(self, delay: float, callback: Any) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.loop.call_later(delay, callback)
+        deadline = self.loop.time() + delay
+        self._deadline = deadline
+        self._timer_cb = callback
+        timer = self._timer
+        if timer is None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+        elif timer.when() > deadline:
+            timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _cancel_timer(self) -> None:
+        self._timer_cb = None
+
+    def _stop_timer(self) -> None:
+        self._timer_cb = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        callback = self._timer_cb
+        if callback is None:
+            return
+        if self.loop.time() < self._deadline:
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+            return
+        self._timer_cb = None
+        callback()
 
     def _on_request_timeout(self) -> None:
         self._timer = None
@@ -491,7 +518,7 @@ class HTTPConnection(asyncio.Protocol):
         its own protocol with ``transport.set_protocol`` and resumes reading.
         """
         self._detached = True
-        self._cancel_timer()
+        self._stop_timer()
         self.server.connections.discard(self)
         pending = b"".join(self._pending)
         self._pending = []
