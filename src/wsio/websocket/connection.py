@@ -576,12 +576,16 @@ class WebSocket(asyncio.Protocol):
             self._rx_since_ping = False
             self._write_list(self.protocol.send_ping(payload))
             self._ping_mark = self._bytes_out
-            self._flushed_at_check = self._bytes_out - self.transport.get_write_buffer_size()
+            self._flushed_at_check = self._bytes_flushed()
             if self.ping_timeout is not None:
                 self._keepalive = self.loop.call_later(self.ping_timeout, self._check_keepalive)
                 return
         if self.ping_interval is not None:
             self._keepalive = self.loop.call_later(self.ping_interval, self._send_keepalive)
+
+    def _bytes_flushed(self) -> int:
+        """Bytes that left for the network (not pending here or in the transport)."""
+        return self._bytes_out - self._pending_size - self.transport.get_write_buffer_size()
 
     def _check_keepalive(self) -> None:
         self._keepalive = None
@@ -600,7 +604,7 @@ class WebSocket(asyncio.Protocol):
             assert self.ping_timeout is not None
             self._keepalive = self.loop.call_later(self.ping_timeout, self._check_keepalive)
             return
-        flushed = self._bytes_out - self.transport.get_write_buffer_size()
+        flushed = self._bytes_flushed()
         if self._flushed_at_check < flushed < self._ping_mark:
             # Our Ping still waits behind data that the peer keeps reading
             # (a large message on a slow link): the peer could not answer yet.

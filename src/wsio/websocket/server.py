@@ -166,6 +166,11 @@ class WebSocketServer:
             return response
         if self._closing:
             return Response.text(503, "server shutting down\n")
+        limit = self.http.limits.max_connections
+        if limit is not None and len(self.connections) >= limit:
+            # Upgraded connections leave the HTTP server's count: this one holds them.
+            logger.warning("connection limit (%d) reached: refusing a WebSocket handshake", limit)
+            return Response.text(503, "too many connections\n", [("Retry-After", "1")])
         try:
             ws = accept(request, conn, self.options)
         except InvalidRequest as exc:
