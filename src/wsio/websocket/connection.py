@@ -384,13 +384,20 @@ class WebSocket(asyncio.Protocol):
         """
         if self._closed:
             return
+        size = sum(map(len, frames)) if len(frames) != 1 else len(frames[0])
+        self._bytes_out += size
         pending = self._pending
         if pending is None:
+            if size > self.write_limit:
+                # Large enough on its own: straight to the transport.
+                if len(frames) == 1:
+                    self.transport.write(frames[0])
+                else:
+                    self.transport.writelines(frames)
+                return
             pending = self._pending = []
             self.loop.call_soon(self._flush)
         pending.extend(frames)
-        size = sum(map(len, frames)) if len(frames) != 1 else len(frames[0])
-        self._bytes_out += size
         self._pending_size += size
         if self._pending_size > self.write_limit:
             self._flush()

@@ -120,13 +120,23 @@ def _apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
 
 
-try:  # the optional C speedup (built when a compiler is available at install)
+def _mask_join_py(chunks: list[bytes | bytearray | memoryview], mask: bytes) -> bytes:
+    """Join *chunks* and unmask them as one payload (pure Python)."""
+    return _apply_mask_py(b"".join(chunks), mask)
+
+
+try:  # the optional C speedups (built when a compiler is available at install)
     from wsio._speedups import apply_mask as _apply_mask_c  # type: ignore[import-not-found]
+    from wsio._speedups import mask_join as _mask_join_c  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - depends on the build
     _apply_mask_c = None
+    _mask_join_c = None
 
 apply_mask = _apply_mask_c if _apply_mask_c is not None else _apply_mask_py
 """``apply_mask(data, mask) -> bytes``: mask or unmask a payload with a 4-byte key."""
+
+mask_join = _mask_join_c if _mask_join_c is not None else _mask_join_py
+"""``mask_join(chunks, mask) -> bytes``: join buffers and unmask them as one payload."""
 
 
 # --- serialization -----------------------------------------------------------

@@ -27,6 +27,7 @@ from .frames import (
     encode_close_payload,
     encode_frame,
     is_valid_close_code,
+    mask_join,
 )
 
 __all__ = ["CLIENT", "SERVER", "Protocol", "Side", "State"]
@@ -80,6 +81,7 @@ class Protocol:
     __slots__ = (
         "_buf",
         "_deferred",
+        "_fchunks",
         "_ffin",
         "_fkey",
         "_fmasked",
@@ -132,6 +134,7 @@ class Protocol:
         self._fmasked = False
         self._foff = 0
         self._ffin = False
+        self._fchunks: list[bytes | memoryview] = []
         # current message (fragmented or streamed)
         self._msg_op = 0
         self._msg_compressed = False
@@ -219,10 +222,15 @@ class Protocol:
                 avail = end - p
                 if avail >= length and not self._msg_parts and fin and self._msg_decoder is None:
                     # Fast path: a whole message in one complete frame.
-                    payload = bytes(data[p : p + length])
-                    pos = p + length
                     if masked:
-                        payload = apply_mask(payload, key)
+                        if length > 256:  # unmask straight from the buffer: one copy
+                            with memoryview(data) as view:
+                                payload = apply_mask(view[p : p + length], key)
+                        else:
+                            payload = apply_mask(data[p : p + length], key)
+                    else:
+                        payload = bytes(data[p : p + length])
+                    pos = p + length
                     self._whole_message(payload, events)
                     continue
                 # Slow path: fragments, or a frame still arriving.
@@ -298,14 +306,34 @@ class Protocol:
     def _continue_frame(
         self, data: bytes | bytearray, pos: int, end: int, events: list[Event]
     ) -> int:
-        """Consume as much of the current data frame's payload as is available."""
+        """Consume as much of the current data frame's payload as is available.
+
+        Text and compressed payloads are processed as they arrive (UTF-8 and
+        inflating fail fast); an uncompressed binary frame is gathered as
+        views of the received buffers and unmasked in one pass at its end.
+        """
         take = min(self._frem, end - pos)
+        self._frem -= take
+        done = self._frem == 0
+        if self._msg_op == OP_BINARY and not self._msg_compressed:
+            if take:
+                if data.__class__ is bytes:
+                    self._fchunks.append(memoryview(data)[pos : pos + take])
+                else:  # our own buffer, which changes: copy
+                    self._fchunks.append(bytes(data[pos : pos + take]))
+                self._msg_size += take
+            if not done:
+                return pos + take
+            self._in_frame = False
+            chunks, self._fchunks = self._fchunks, []
+            chunk = mask_join(chunks, self._fkey) if self._fmasked else b"".join(chunks)
+            self._msg_size -= len(chunk)  # _feed_message counts it again
+            self._feed_message(chunk, self._ffin, events)
+            return pos + take
         chunk = bytes(data[pos : pos + take])
         if self._fmasked and take:
             chunk = apply_mask(chunk, _rotate(self._fkey, self._foff))
         self._foff += take
-        self._frem -= take
-        done = self._frem == 0
         if done:
             self._in_frame = False
         self._feed_message(chunk, done and self._ffin, events)
@@ -423,6 +451,7 @@ class Protocol:
         self.state = State.CLOSED
         self._rx_done = True
         self._in_frame = False
+        self._fchunks = []
         self._msg_parts = []
         self._msg_decoder = None
         events.append(Failed(code, reason))
