@@ -85,10 +85,7 @@ _CONNECT = PacketType.CONNECT
 _DISCONNECT = PacketType.DISCONNECT
 _EVENT = PacketType.EVENT
 _ACK = PacketType.ACK
-_CONNECT_ERROR = PacketType.CONNECT_ERROR
 
-#: Events of a :class:`Client` that name what happens to the connection.
-CLIENT_EVENTS = frozenset({"connect", "connect_error", "disconnect"})
 #: Events of a :class:`Manager`.
 MANAGER_EVENTS = frozenset(
     {
@@ -106,6 +103,20 @@ _UNSET: Any = object()
 
 AckCallback = Callable[[list[Any] | None, BaseException | None], None]
 """Called with (ack arguments, None) on an answer, or (None, error)."""
+AckEntry = AckCallback | asyncio.Future[Any]
+"""What waits for an acknowledgement: a callback, or the future of a :meth:`Client.call`."""
+_Future = asyncio.Future
+
+
+def _settle(entry: AckEntry, args: list[Any] | None, error: BaseException | None) -> None:
+    if isinstance(entry, _Future):
+        if not entry.done():
+            if error is None:
+                entry.set_result(ack_result(args))  # type: ignore[arg-type]
+            else:
+                entry.set_exception(error)
+    else:
+        entry(args, error)
 
 
 class Backoff:
@@ -142,7 +153,7 @@ class Backoff:
     def duration(self) -> int:
         """The next delay in milliseconds (and one attempt more)."""
         try:
-            ms = self.ms * self.factor**self.attempts
+            ms = float(self.ms) * float(self.factor) ** self.attempts
         except OverflowError:
             ms = math.inf
         self.attempts += 1
@@ -170,7 +181,7 @@ class _Drain:
         return self._engine.drain().__await__()
 
 
-class _Emitter:
+class _Handlers:
     """Handlers of named events, run in arrival order (coroutines one at a time)."""
 
     def __init__(self) -> None:
@@ -233,7 +244,7 @@ class _Emitter:
         runner.submit(job)
 
 
-class Manager(_Emitter):
+class Manager(_Handlers):
     """One Engine.IO connection shared by namespaces, and its reconnection.
 
     Made by :class:`Client` (``wsio.Client(url)``); its options are the
@@ -568,7 +579,7 @@ class _Queued:
         self.on_result: AckCallback | None = None
 
 
-class Client(_Emitter):
+class Client(_Handlers):
     """A Socket.IO client: one namespace of a server, as ``socket.io-client``'s ``Socket``.
 
     Args:
@@ -670,7 +681,7 @@ class Client(_Emitter):
     def _setup(
         self, manager: Manager, nsp: str, auth: Any, ack_timeout: float | None, retries: int
     ) -> None:
-        _Emitter.__init__(self)
+        _Handlers.__init__(self)
         if auth is not None and not isinstance(auth, dict) and not callable(auth):
             raise TypeError("auth must be a dict or a function returning one")
         if retries < 0:
@@ -689,7 +700,8 @@ class Client(_Emitter):
         self._pid: str | None = None
         self._last_offset: str | None = None
         self._ids = 0
-        self._acks: dict[int, AckCallback] = {}
+        self._acks: dict[int, AckEntry] = {}
+        self._ack_timers: dict[int, asyncio.TimerHandle] = {}
         self._send_buffer: list[tuple[int | None, list[str | bytes]]] = []
         self._recv_buffer: list[tuple[list[Any], int | None]] = []
         self._queue: deque[_Queued] = deque()
@@ -989,16 +1001,21 @@ class Client(_Emitter):
             self._fire("disconnect", reason)
         self._clear_acks()
         if self._waiter is not None and not self._retry:
-            self._fail_waiter(ConnectionError(f"the connection closed while connecting ({reason})"))
+            error = ConnectionError(f"the connection closed while connecting ({reason})")
+            self._fire("connect_error", error)
+            self._fail_waiter(error)
 
     def _clear_acks(self) -> None:
         if not self._acks:
             return
         buffered = {ack_id for ack_id, _ in self._send_buffer if ack_id is not None}
         for ack_id in [i for i in self._acks if i not in buffered]:
-            callback = self._acks.pop(ack_id)
+            entry = self._acks.pop(ack_id)
+            timer = self._ack_timers.pop(ack_id, None)
+            if timer is not None:
+                timer.cancel()
             try:
-                callback(None, Disconnected("socket has been disconnected"))
+                _settle(entry, None, Disconnected("socket has been disconnected"))
             except Exception:
                 logger.exception("ack callback failed")
 
@@ -1071,19 +1088,16 @@ class Client(_Emitter):
         if timeout is _UNSET:
             timeout = self.ack_timeout
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-
-        def on_ack(args: list[Any] | None, error: BaseException | None) -> None:
-            if fut.done():
-                return
-            if error is None:
-                fut.set_result(ack_result(args))  # type: ignore[arg-type]
-            else:
-                fut.set_exception(error)
-
         if self.retries:
+
+            def on_ack(args: list[Any] | None, error: BaseException | None) -> None:
+                _settle(fut, args, error)
+
             self._add_to_queue([event, *args], on_ack, timeout)
         else:
-            await self._send_event([event, *args], on_ack, timeout, False)
+            written = self._send_event([event, *args], fut, timeout, False)
+            if written is not DONE:
+                await written
         return await fut
 
     def timeout(self, seconds: float) -> _WithTimeout:
@@ -1098,7 +1112,7 @@ class Client(_Emitter):
     def _send_event(
         self,
         data: list[Any],
-        ack: AckCallback | None,
+        ack: AckEntry | None,
         timeout: float | None,
         volatile: bool,
     ) -> Awaitable[None]:
@@ -1109,32 +1123,27 @@ class Client(_Emitter):
             self._ids = ack_id + 1
         messages = self.manager.encoder.encode(packet)
         if ack is not None:
-            if timeout is None:
-                self._acks[ack_id] = ack  # type: ignore[index]
-            else:
-                self._register_timed_ack(ack_id, ack, timeout)  # type: ignore[arg-type]
+            self._acks[ack_id] = ack  # type: ignore[index]
+            if timeout is not None:
+                loop = self.manager._loop or asyncio.get_running_loop()
+                self._ack_timers[ack_id] = loop.call_later(  # type: ignore[index]
+                    timeout, self._ack_timed_out, ack_id, timeout
+                )
         if self.connected:
             return self._write(messages)
         if not volatile:
             self._send_buffer.append((ack_id, messages))
         return DONE
 
-    def _register_timed_ack(self, ack_id: int, ack: AckCallback, timeout: float) -> None:
-        loop = self.manager._loop or asyncio.get_running_loop()
-        handle = loop.call_later(timeout, self._ack_timed_out, ack_id, timeout)
-
-        def timed(args: list[Any] | None, error: BaseException | None) -> None:
-            handle.cancel()
-            ack(args, error)
-
-        self._acks[ack_id] = timed
-
     def _ack_timed_out(self, ack_id: int, timeout: float) -> None:
-        callback = self._acks.pop(ack_id, None)
-        if callback is None:
+        self._ack_timers.pop(ack_id, None)
+        entry = self._acks.pop(ack_id, None)
+        if entry is None:
             return
         self._send_buffer = [item for item in self._send_buffer if item[0] != ack_id]
-        callback(None, AckTimeout(f"operation has timed out (no acknowledgement in {timeout} s)"))
+        _settle(
+            entry, None, AckTimeout(f"operation has timed out (no acknowledgement in {timeout} s)")
+        )
 
     def _add_to_queue(
         self, data: list[Any], ack: AckCallback | None, timeout: float | None
@@ -1183,11 +1192,20 @@ class Client(_Emitter):
         return fn
 
     def _onack(self, packet: Packet) -> None:
-        callback = self._acks.pop(packet.id, None)  # type: ignore[arg-type]
-        if callback is None:
-            logger.debug("ack %s matches no pending emit", packet.id)
+        ack_id: int = packet.id  # type: ignore[assignment]
+        entry = self._acks.pop(ack_id, None)
+        if entry is None:
+            logger.debug("ack %s matches no pending emit", ack_id)
             return
-        callback(packet.data, None)
+        if self._ack_timers:
+            timer = self._ack_timers.pop(ack_id, None)
+            if timer is not None:
+                timer.cancel()
+        if entry.__class__ is _Future:
+            if not entry.done():  # type: ignore[union-attr]
+                entry.set_result(ack_result(packet.data))  # type: ignore[union-attr]
+        else:
+            _settle(entry, packet.data, None)
 
     def _onevent(self, packet: Packet) -> None:
         args: list[Any] = packet.data
@@ -1220,6 +1238,10 @@ class Client(_Emitter):
                     listener(*args)
                 if handler is not None:
                     result = handler(*args) if catch_all else handler(*args[1:])
+                    if asyncio.iscoroutine(result):
+                        # A plain function that returned a coroutine: await it, in turn.
+                        self._submit(lambda: self._finish_event(result, event, ack_id))
+                        return
             except Exception:
                 logger.exception("handler of %r failed", event)
                 result = None
@@ -1227,6 +1249,15 @@ class Client(_Emitter):
                 self._ack(ack_id, result)
             return
         self._submit(lambda: self._run_event(handler, catch_all, args, ack_id))
+
+    async def _finish_event(self, result: Awaitable[Any], event: Any, ack_id: int | None) -> None:
+        try:
+            result = await result
+        except Exception:
+            logger.exception("handler of %r failed", event)
+            result = None
+        if ack_id is not None:
+            self._ack(ack_id, result)
 
     async def _run_event(
         self, handler: Handler | None, catch_all: bool, args: list[Any], ack_id: int | None

@@ -84,6 +84,8 @@ class SimpleClient:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
+            if future.done():
+                raise  # the coroutine's own TimeoutError (an AckTimeout...)
             future.cancel()
             raise TimeoutError("no result in time") from None
 
