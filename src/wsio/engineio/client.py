@@ -72,6 +72,10 @@ _EVENTS = ("open", "message", "close", "upgrade")
 _HIGH_WATER = 1024
 
 
+#: Packets in one polling POST at most (python-engineio drops any beyond 16).
+MAX_BATCH_PACKETS = 16
+
+
 class ConnectionError(builtins.ConnectionError):
     """The Engine.IO session could not be opened, or is not open.
 
@@ -605,12 +609,17 @@ class Client:
             self._post_task = self._loop.create_task(self._post_loop())
 
     def _take_batch(self) -> str:
-        """Packets from the buffer for one POST body, at most ``maxPayload`` bytes."""
+        """Packets from the buffer for one POST body.
+
+        At most ``maxPayload`` bytes and :data:`MAX_BATCH_PACKETS` packets:
+        some servers (python-engineio) silently drop the packets of a
+        payload beyond their own packet limit (16).
+        """
         buffer = self._buffer
         limit = self._max_payload
         parts: list[str] = []
         size = 0
-        while buffer:
+        while buffer and len(parts) < MAX_BATCH_PACKETS:
             part = _polling_part(buffer[0])
             length = _utf8_len(part)
             if parts:

@@ -267,17 +267,27 @@ class Encoder:
     def encode(self, packet: Packet) -> list[str | bytes]:
         """Encode ``packet``; raise :class:`ValueError` or :class:`TypeError` if it is invalid."""
         data = packet.data
+        ack_id = packet.id
+        ptype = packet.type
         if (
-            packet.type is _EVENT
-            and packet.id is None
-            and packet.nsp == "/"
-            and data.__class__ is list
-            and data
-            and data[0].__class__ is str
-            and (data[0] not in RESERVED_EVENTS or not self._reject_reserved)
+            (
+                (
+                    ptype is _EVENT
+                    and data.__class__ is list
+                    and data
+                    and data[0].__class__ is str
+                    and (data[0] not in RESERVED_EVENTS or not self._reject_reserved)
+                )
+                or (ptype is _ACK and data.__class__ is list and ack_id is not None)
+            )
+            and (ack_id is None or (ack_id.__class__ is int and 0 <= ack_id <= MAX_ACK_ID))
+            and (
+                packet.nsp == "/"
+                or (packet.nsp.__class__ is str and packet.nsp[:1] == "/" and "," not in packet.nsp)
+            )
         ):
-            # Fast path: the most common packet, already known to be valid.
-            kind = _EVENT
+            # Fast path: the common packets, already known to be valid.
+            kind = ptype
         else:
             kind = _check_outgoing(packet, self._reject_reserved)
         if data is None:

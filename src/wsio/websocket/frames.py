@@ -141,6 +141,21 @@ mask_join = _mask_join_c if _mask_join_c is not None else _mask_join_py
 
 # --- serialization -----------------------------------------------------------
 
+_key_pool = b""
+_key_pos = 0
+
+
+def _mask_key() -> bytes:
+    """A fresh masking key from the OS's CSPRNG, drawn 4 KiB at a time."""
+    global _key_pool, _key_pos
+    pos = _key_pos
+    if pos >= len(_key_pool):
+        _key_pool = os.urandom(4096)
+        pos = 0
+    _key_pos = pos + 4
+    return _key_pool[pos : pos + 4]
+
+
 _pack_h = struct.Struct("!BBH").pack
 _pack_q = struct.Struct("!BBQ").pack
 
@@ -173,7 +188,7 @@ def encode_frame(
     """
     header = frame_header(opcode, len(payload), fin=fin, rsv1=rsv1, masked=mask)
     if mask:
-        key = os.urandom(4)
+        key = _mask_key()
         return [header + key, apply_mask(payload, key)]
     if len(payload) < 1024:
         return [header + payload]
