@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from .headers import Headers
+from .headers import Headers, HeadMeter
 
 __all__ = [
     "ConnectError",
@@ -410,6 +410,7 @@ class _Connection(asyncio.Protocol):
         self._limit = 0
         self._max_header = 0
         self._received = 0
+        self._head_meter = HeadMeter()
         self._headers_done = False
         self._status = 0
         self._reason = ""
@@ -435,7 +436,7 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         self._received += len(data)
-        if not self._headers_done and self._received > self._max_header:
+        if not self._headers_done and self._head_meter.feed(data) > self._max_header:
             self._fail(ProtocolError(f"response head larger than {self._max_header} bytes"))
             return
         try:
@@ -538,6 +539,7 @@ class _Connection(asyncio.Protocol):
         self._limit = limit
         self._max_header = max_header
         self._received = 0
+        self._head_meter.reset()
         self._headers_done = False
         self._until_eof = False
         self._status = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-__all__ = ["Headers"]
+__all__ = ["HeadMeter", "Headers"]
 
 
 class Headers:
@@ -77,3 +77,40 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
+
+
+class HeadMeter:
+    """Counts the bytes of an HTTP head as they arrive, up to its blank line.
+
+    Parsers such as httptools hold an unfinished header line until it ends,
+    so the raw stream is what tells an endless head; bytes after the blank
+    line (the body) are not counted.
+    """
+
+    __slots__ = ("_tail", "done", "size")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.done = False
+        self._tail = b""
+
+    def reset(self) -> None:
+        """Start counting a new head."""
+        self.size = 0
+        self.done = False
+        self._tail = b""
+
+    def feed(self, data: bytes) -> int:
+        """Account for *data*; returns the head's size so far."""
+        if self.done:
+            return self.size
+        tail = self._tail
+        joined = tail + data if tail else data
+        end = joined.find(b"\r\n\r\n")
+        if end >= 0:
+            self.size += end + 4 - len(tail)
+            self.done = True
+        else:
+            self.size += len(data)
+            self._tail = joined[-3:]
+        return self.size

@@ -33,7 +33,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from .headers import Headers
+from .headers import Headers, HeadMeter
 from .request import Request, Response, status_line
 
 __all__ = ["HTTPApp", "HTTPConnection", "HTTPServer", "Limits"]
@@ -111,7 +111,7 @@ class HTTPConnection(asyncio.Protocol):
         "_deadline",
         "_detached",
         "_drain_waiter",
-        "_head_bytes",
+        "_head_meter",
         "_head_request",
         "_head_size",
         "_headers",
@@ -146,7 +146,7 @@ class HTTPConnection(asyncio.Protocol):
         self._body_size = 0
         self._in_request = False
         self._in_head = False
-        self._head_bytes = 0
+        self._head_meter = HeadMeter()
         self._continue_pending = False
         self._queue: deque[Request] = deque()
         self._busy = False
@@ -214,13 +214,11 @@ class HTTPConnection(asyncio.Protocol):
         if self._detached or self._upgrade_request is not None:
             self._pending.append(data)
             return
-        if self._in_head:
-            # httptools holds an unfinished header line until it ends: count
-            # raw bytes too, so an endless header cannot grow memory.
-            self._head_bytes += len(data)
-            if self._head_bytes > self.server.limits.max_header_size + 4096:
-                self._send_error(431, "request header fields too large")
-                return
+        # httptools holds an unfinished header line until it ends: count the
+        # raw head too, so an endless header cannot grow memory.
+        if self._in_head and self._head_meter.feed(data) > self.server.limits.max_header_size:
+            self._send_error(431, "request header fields too large")
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -251,7 +249,7 @@ class HTTPConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._in_request = True
         self._in_head = True
-        self._head_bytes = 0
+        self._head_meter.reset()
         self._url = b""
         self._headers = []
         self._head_size = 0
