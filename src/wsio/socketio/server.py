@@ -472,6 +472,7 @@ class Server(_Emitter):
         self._outgoing: list[Handler] = []
         self._shutting_down = False
         self._recovery_store: Any = None
+        self._server_events: dict[tuple[str, Any], Handler] = {}
         self.namespaces["/"] = Namespace(self, "/")
 
     def __repr__(self) -> str:
@@ -486,6 +487,31 @@ class Server(_Emitter):
 
     def _make_adapter(self, nsp: Namespace) -> Adapter:
         return self._adapter_factory(nsp)
+
+    def set_adapter(self, adapter: Callable[[Namespace], Adapter]) -> None:
+        """Replace the adapter factory (the ``adapter`` option) of a server that has no clients yet.
+
+        Every namespace gets a new adapter from *adapter*; call it before
+        :meth:`start` (``wsio run --redis URL`` does, for an app built
+        without one).
+        """
+        if self.eio.sessions:
+            raise RuntimeError("set_adapter() needs a server without clients: call it first")
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+            running = True
+        except RuntimeError:
+            running = False
+        self._adapter_factory = adapter
+        for nsp in [*self.namespaces.values(), *self.parents]:
+            old, nsp.adapter = nsp.adapter, adapter(nsp)
+            for result in (old.close(), nsp.adapter.init()):
+                if result is not None and running:
+                    spawn(result)
+                elif inspect.iscoroutine(result):
+                    result.close()  # without a loop nothing was started: nothing to undo
 
     def of(self, name: str | NamespaceMatcher) -> Namespace:
         """The namespace called *name* (created on first use).
@@ -590,8 +616,31 @@ class Server(_Emitter):
     async def server_side_emit(
         self, event: str, *args: Any, timeout: float | None = None
     ) -> list[Any]:
-        """Emit to the other nodes of the cluster (a no-op with the in-memory adapter)."""
+        """Emit to the other nodes of the cluster (a no-op with the in-memory adapter).
+
+        Their :meth:`on_server_event` handlers run. Without ``timeout`` no
+        answer is awaited (the result is ``[]``); with one, the result is the
+        list of the other nodes' answers (the handlers' return values), and
+        :class:`~wsio.AckTimeout` carries the answers so far if not all came.
+        """
         return await self.namespaces["/"].adapter.server_side_emit([event, *args], timeout)
+
+    def on_server_event(
+        self, event: str, handler: Callable[..., Any] | None = None, *, namespace: str = "/"
+    ) -> Any:
+        """Register a handler for an event another node sent with :meth:`server_side_emit`.
+
+        ``@sio.on_server_event("name")``: the handler gets the event's
+        arguments (no socket) and may be async; its return value is the
+        answer the emitting node receives (Node's ``io.on("name", ...)`` for
+        ``serverSideEmit``).
+        """
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self._server_events[(namespace, event)] = Handler(fn)
+            return fn
+
+        return register(handler) if handler is not None else register
 
     # -- connection state recovery -------------------------------------------------------------
 
@@ -680,9 +729,17 @@ class Server(_Emitter):
         static_files: Mapping[str, str] | None = None,
     ) -> HTTPServer:
         """Start serving on the built-in HTTP server; returns it (``.port`` is the port)."""
+        await self._adapters_ready()
         return await self.eio.start(
             host, port, ssl=ssl, sock=sock, reuse_port=reuse_port, static_files=static_files
         )
+
+    async def _adapters_ready(self) -> None:
+        """Let networked adapters connect before clients come (an adapter's optional ``ready()``)."""
+        for nsp in list(self.namespaces.values()):
+            ready = getattr(nsp.adapter, "ready", None)
+            if ready is not None:
+                await ready()
 
     async def shutdown(self) -> None:
         """Disconnect everyone with ``"server shutting down"`` and stop accepting."""
