@@ -197,7 +197,9 @@ class ASGIApp:
         async def receive_wrapper() -> Message:
             message = await receive()
             seen.append(message)
-            if message["type"] == "lifespan.shutdown":
+            if message["type"] == "lifespan.startup":
+                await self._startup()
+            elif message["type"] == "lifespan.shutdown":
                 await self._shutdown()
             return message
 
@@ -224,6 +226,11 @@ class ASGIApp:
             kind = message["type"]
             message = None
             if kind == "lifespan.startup":
+                try:
+                    await self._startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif kind == "lifespan.shutdown":
                 try:
@@ -233,6 +240,12 @@ class ASGIApp:
                 else:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _startup(self) -> None:
+        # e.g. a Socket.IO server connects its Redis adapter before traffic
+        startup = getattr(self.server, "startup", None)
+        if startup is not None:
+            await startup()
 
     async def _shutdown(self) -> None:
         await self.server.shutdown()

@@ -396,6 +396,10 @@ class _Engine(EngineServer):
         super().__init__(**options)
         self.sio = sio
 
+    async def startup(self) -> None:
+        """Before serving (ASGI lifespan startup): the adapters get ready."""
+        await self.sio._adapters_ready()
+
     def _on_connect(self, session: Session) -> None:
         session.owner = Connection(self.sio, session)
 
