@@ -72,6 +72,7 @@ from ..http.headers import Headers
 from ..socketio.adapter import Adapter, BroadcastOptions
 from ..socketio.packets import Packet, PacketType
 from ..socketio.socket import DONE, Handshake
+from .redis_recovery import SharedRecovery, recoverable
 
 if TYPE_CHECKING:
     from ..socketio.namespace import Namespace
@@ -1046,6 +1047,15 @@ class RedisAdapter:
         """The Redis link of *server* (tests, introspection)."""
         return self._links.get(server)
 
+    def bus(self, server: Server) -> Any:
+        """The cluster bus of *server* (for ``wsio.Server(sticky_sessions=False)``)."""
+        from .redis_bus import RedisBus
+
+        link = self._links.get(server)
+        if link is None or link._closing:
+            link = self._links[server] = _RedisLink(self)
+        return RedisBus(self, link)
+
 
 # -- the namespace adapters -------------------------------------------------------------------
 
@@ -1130,6 +1140,7 @@ class RedisNamespaceAdapter(Adapter):
         self._last_count: int | None = None
         self._own: tuple[bytes, ...] | None = None
         self._closed = False
+        self._recovery = SharedRecovery(self) if self.cluster else None
         if self.cluster:
             link.adapters.add(self)
             self._subscribe_fixed()
@@ -1208,6 +1219,8 @@ class RedisNamespaceAdapter(Adapter):
         if self._closed or not self.cluster:
             return
         self._closed = True
+        if self._recovery is not None:
+            self._recovery.close()
         self._fail_requests(ClusterError("the adapter was closed"))
         link = self.link
         link.unsubscribe([*self._fixed_channels(), *map(self.room_channel, self._room_channels)])
@@ -1278,8 +1291,20 @@ class RedisNamespaceAdapter(Adapter):
                 return room in self.sids
         return False
 
+    def _shared_recovery(self) -> bool:
+        """Whether recovery's log and sessions live in Redis (recovery on, namespace clustered)."""
+        return self._recovery is not None and self.nsp.server.recovery is not None
+
     def broadcast(self, packet: Packet, opts: BroadcastOptions) -> Awaitable[None] | None:
-        """Deliver locally and publish for the other nodes (unless ``local``)."""
+        """Deliver locally and publish for the other nodes (unless ``local``).
+
+        With connection state recovery on, a recoverable event is first
+        logged in Redis (its entry id is its offset), then delivered.
+        """
+        if self._shared_recovery() and recoverable(packet, opts):
+            assert self._recovery is not None
+            self.link.ensure_started()
+            return self._recovery.broadcast(packet, opts, not self._is_local_target(opts))
         if self._is_local_target(opts):
             return super().broadcast(packet, opts)
         self.link.ensure_started()
@@ -1340,6 +1365,14 @@ class RedisNamespaceAdapter(Adapter):
             if request.timer is not None:
                 request.timer.cancel()
 
+    def _deliver_logged(
+        self, packet: Packet, opts: BroadcastOptions, publish: bool, offset: str | None
+    ) -> None:
+        """Send a logged event on: to the other nodes, then to the local sockets."""
+        if publish:
+            self._publish_broadcast(packet, opts)
+        self.deliver(self.encode(packet), opts, packet, offset)  # type: ignore[arg-type]
+
     def _remote_broadcast(self, packet: Any, opts: BroadcastOptions) -> None:
         """A broadcast from another node: deliver it to the local sockets."""
         if not isinstance(packet, dict):
@@ -1351,6 +1384,11 @@ class RedisNamespaceAdapter(Adapter):
         server = self.nsp.server
         if server._outgoing:
             server._notify_outgoing_broadcast(self.nsp, data[0], tuple(data[1:]), opts)
+        if self._shared_recovery() and recoverable(p, opts):
+            # Logged by the sending node already: its last argument is the offset.
+            offset = data[-1] if isinstance(data[-1], str) else None
+            self.deliver(self.encode(p), opts, p, offset)  # type: ignore[arg-type]
+            return
         Adapter.broadcast(self, p, opts)
 
     def _remote_ack_broadcast(
@@ -1524,6 +1562,52 @@ class RedisNamespaceAdapter(Adapter):
                     s["data"] = None
             return self.codec.json_or_pack(message)
 
+    # -- connection state recovery (shared through Redis) ----------------------------------
+
+    def recovery_position(self) -> Any:
+        """Where a socket that was sent nothing starts (decided when it leaves, in Redis)."""
+        if self._shared_recovery():
+            return None
+        return super().recovery_position()
+
+    async def recovery_start(self, socket: Any) -> None:
+        """Note the log position a new socket starts from (in Redis)."""
+        if self._shared_recovery():
+            assert self._recovery is not None
+            self.link.ensure_started()
+            await self._recovery.start(socket)
+
+    def session_started(self, socket: Any) -> None:
+        """Keep a refreshed snapshot of the session in Redis (survives a crash of this node)."""
+        if self._shared_recovery():
+            assert self._recovery is not None
+            self._recovery.session_started(socket)
+
+    def discard_session(self, pid: str) -> None:
+        """Delete the session from Redis (the socket left for good)."""
+        if self._shared_recovery():
+            assert self._recovery is not None
+            self._recovery.discard(pid)
+
+    def persist_session(self, session: dict[str, Any]) -> Awaitable[None] | None:
+        """Keep the session in Redis (any node can restore it, even after a restart)."""
+        if self._shared_recovery():
+            assert self._recovery is not None
+            return self._recovery.persist(session)
+        return super().persist_session(session)
+
+    async def restore_session(self, pid: str, offset: str | None) -> dict[str, Any] | None:
+        """The session and its missed events, from Redis."""
+        if not self._shared_recovery():
+            return await super().restore_session(pid, offset)
+        assert self._recovery is not None
+        self.link.ensure_started()
+        try:
+            return await self._recovery.restore(pid, offset)
+        except ClusterError as exc:
+            logger.warning("cannot restore session %s: %s", pid, exc)
+            return None
+
 
 class _Confirmed:
     """Awaits subscription confirmations; never raises."""
@@ -1542,8 +1626,7 @@ class _Confirmed:
 def _confirmed(items: list[Awaitable[Any]]) -> Awaitable[None]:
     return _Confirmed(items)
 
-
-# -- sharded format ----------------------------------------------------------------------
+    # -- sharded format ----------------------------------------------------------------------
 
 
 class ShardedRedisAdapter(RedisNamespaceAdapter):

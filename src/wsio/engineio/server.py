@@ -24,6 +24,7 @@ from ..websocket.deflate import DeflateOptions
 from ..websocket.exceptions import InvalidRequest
 from ..websocket.server import ServerOptions, accept
 from . import packets as eio
+from .cluster import Router
 from .session import HandshakeInfo, Session, WebSocketTransport
 
 __all__ = ["Server"]
@@ -151,6 +152,8 @@ class Server:
         self.max_outgoing_bytes = max_outgoing_bytes
         self.max_outgoing_packets = max_outgoing_packets
         self.sessions: dict[str, Session] = {}
+        self.router: Router | None = None
+        """Set to serve sessions owned by other nodes (see :mod:`wsio.engineio.cluster`)."""
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._async_handlers: dict[str, bool] = {}
         self._runners: dict[str, SerialRunner] = {}
@@ -395,6 +398,11 @@ class Server:
             return await self._polling_handshake(request)
         session = self.sessions.get(sid)
         if session is None:
+            router = self.router
+            if router is not None:
+                node = router.owner(sid)
+                if node is not None:
+                    return await router.forward_http(node, request)
             return self.error_response(request, UNKNOWN_SID)
         if session.transport != "polling" and not (session.closed and session._queue):
             return self.error_response(request, BAD_REQUEST, "session is not using polling")
@@ -424,7 +432,7 @@ class Server:
         refusal = await self._allowed(request)
         if refusal is not None:
             return self.error_response(request, FORBIDDEN, refusal)
-        sid = new_id()
+        sid = self.router.new_sid() if self.router is not None else new_id()
         session = Session(self, sid, self._handshake_info(request), "polling")
         self.sessions[sid] = session
         body = self._open_payload(sid, self._upgrades)
@@ -448,6 +456,10 @@ class Server:
         sid = request.query.get("sid")
         if sid is not None:
             session = self.sessions.get(sid)
+            if session is None and self.router is not None:
+                node = self.router.owner(sid)
+                if node is not None:
+                    return await self.router.relay_websocket(node, request, accept_ws)
             if session is None or session.closed:
                 return self.error_response(request, UNKNOWN_SID)
             if session.transport != "polling" or session.upgrading or not self.allow_upgrades:
@@ -463,7 +475,7 @@ class Server:
         refusal = await self._allowed(request)
         if refusal is not None:
             return self.error_response(request, FORBIDDEN, refusal)
-        sid = new_id()
+        sid = self.router.new_sid() if self.router is not None else new_id()
         ws = await accept_ws(headers=self._cookie_header(sid))
         session = Session(self, sid, self._handshake_info(request), "websocket")
         self.sessions[sid] = session
@@ -530,6 +542,8 @@ class Server:
         """Serve on the built-in HTTP server; returns it (``.port`` tells the port)."""
         if static_files is not None:
             self.set_static_files(static_files)
+        if self.router is not None:
+            await self.router.start()
         http = HTTPServer(self, self.http_limits())
         await http.listen(host, port, ssl=ssl, sock=sock, reuse_port=reuse_port)
         self._http = http

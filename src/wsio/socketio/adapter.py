@@ -363,6 +363,15 @@ class Adapter:
         """The log position of the next packet."""
         return self._seq
 
+    async def recovery_start(self, socket: Socket) -> None:
+        """A new socket (not a recovered one) is about to join: note where it starts receiving."""
+
+    def session_started(self, socket: Socket) -> None:
+        """A socket's CONNECT reply is sent (a store may keep a snapshot from now on)."""
+
+    def discard_session(self, pid: str) -> None:
+        """A socket left for good (deliberate disconnect): its session must not be recovered."""
+
     def persist_session(self, session: dict[str, Any]) -> Awaitable[None] | None:
         """Keep a disconnected socket's state (``sid``, ``pid``, ``rooms``, ``data``, ``since``)."""
         now = time.monotonic()

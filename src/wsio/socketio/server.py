@@ -283,6 +283,11 @@ class Connection:
                         nsp.adapter.add_all(socket.id, rooms)
             if socket.pid is None:
                 socket.pid = new_id()
+        if recovery is not None and not socket.recovered:
+            try:
+                await nsp.adapter.recovery_start(socket)
+            except Exception:
+                logger.exception("recovery_start failed")
         if socket._state != CONNECTING or self.closed:
             return
         nsp.sockets[socket.id] = socket
@@ -327,6 +332,8 @@ class Connection:
         if socket.pid is not None:
             reply["pid"] = socket.pid
         self._send(Packet(_CONNECT, socket.nsp.name, reply))
+        if socket.pid is not None:
+            socket.nsp.adapter.session_started(socket)
         for data in missed or ():
             self._send(Packet(_EVENT, socket.nsp.name, data))
         held, socket._held = socket._held, None
@@ -399,6 +406,8 @@ class _Engine(EngineServer):
     async def startup(self) -> None:
         """Before serving (ASGI lifespan startup): the adapters get ready."""
         await self.sio._adapters_ready()
+        if self.router is not None:
+            await self.router.start()
 
     def _on_connect(self, session: Session) -> None:
         session.owner = Connection(self.sio, session)
@@ -438,7 +447,10 @@ class Server(_Emitter):
     that joins no namespace in that time is dropped), ``serve_client``
     (serve the official browser bundle at ``/socket.io/socket.io.js`` when
     the npm ``socket.io-client`` package is installed, see the guide),
-    ``connection_state_recovery`` (False, True or a ``RecoveryOptions``).
+    ``connection_state_recovery`` (False, True or a ``RecoveryOptions``),
+    ``sticky_sessions`` (True; False with a cluster adapter such as
+    :class:`wsio.adapters.RedisAdapter` serves a long-polling session on any
+    node, through the node that owns it: see :mod:`wsio.engineio.cluster`).
     Every :class:`wsio.engineio.Server` option is accepted too
     (``ping_interval``, ``ping_timeout``, ``max_http_buffer_size``,
     ``cors_allowed_origins``, ``transports``, ...).
@@ -454,9 +466,11 @@ class Server(_Emitter):
         serve_client: bool = False,
         client_dist: str | None = None,
         connection_state_recovery: Any = False,
+        sticky_sessions: bool = True,
         **engine_options: Any,
     ) -> None:
         self.eio = _Engine(self, path=path, **engine_options)
+        self.sticky_sessions = sticky_sessions
         parser_classes = make_parser(parser)
         self.parser = parser
         self.encoder = parser_classes.encoder()
@@ -478,6 +492,19 @@ class Server(_Emitter):
         self._recovery_store: Any = None
         self._server_events: dict[tuple[str, Any], Handler] = {}
         self.namespaces["/"] = Namespace(self, "/")
+        if not sticky_sessions:
+            self._route_sessions()
+
+    def _route_sessions(self) -> None:
+        """Serve sessions owned by other nodes through them (``sticky_sessions=False``)."""
+        bus = getattr(self._adapter_factory, "bus", None)
+        if bus is None:
+            raise ValueError(
+                "sticky_sessions=False needs a cluster adapter, e.g. adapter=RedisAdapter(url)"
+            )
+        from ..engineio.cluster import Router
+
+        self.eio.router = Router(self.eio, bus(self))
 
     def __repr__(self) -> str:
         return f"<wsio.Server {self.eio.path} {len(self.eio.sessions)} sessions>"
@@ -509,6 +536,8 @@ class Server(_Emitter):
         except RuntimeError:
             running = False
         self._adapter_factory = adapter
+        if not self.sticky_sessions:
+            self._route_sessions()
         for nsp in [*self.namespaces.values(), *self.parents]:
             old, nsp.adapter = nsp.adapter, adapter(nsp)
             for result in (old.close(), nsp.adapter.init()):
@@ -650,7 +679,10 @@ class Server(_Emitter):
 
     def _persist(self, socket: Socket, reason: str) -> None:
         """Keep a departing socket's state when recovery is on and the reason allows it."""
-        if self.recovery is None or socket.pid is None or reason not in RECOVERABLE_REASONS:
+        if self.recovery is None or socket.pid is None:
+            return
+        if reason not in RECOVERABLE_REASONS:
+            socket.nsp.adapter.discard_session(socket.pid)
             return
         session = {
             "sid": socket.id,
