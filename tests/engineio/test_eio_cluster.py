@@ -110,7 +110,9 @@ def expected(count: int) -> list[Any]:
 
 
 @pytest.mark.parametrize("transports", [("polling",), ("polling", "websocket")])
-async def test_numbered_messages_through_three_nodes(cluster: Any, transports: tuple[str, ...]) -> None:
+async def test_numbered_messages_through_three_nodes(
+    cluster: Any, transports: tuple[str, ...]
+) -> None:
     client = Client(cluster["url"], transports=transports, timeout=5)
     await client.connect()
     try:
@@ -152,4 +154,9 @@ async def test_session_of_a_vanished_owner_is_unknown(cluster: Any) -> None:
     cluster["buses"][index].close()  # the owner leaves the cluster
     await cluster["servers"][index].shutdown()
     await asyncio.wait_for(closed.wait(), 10)
-    assert reasons and reasons[0] in ("transport error", "transport close", "forced close", "ping timeout")
+    assert reasons and reasons[0] in (
+        "transport error",
+        "transport close",
+        "forced close",
+        "ping timeout",
+    )
