@@ -253,10 +253,9 @@ def _in_memory(sio: Any) -> bool:
 
 WORKERS_NEED_REDIS = (
     "each worker is a separate process: without the Redis adapter a room or a "
-    "broadcast only reaches the clients of one worker. Long-polling also needs "
-    "sticky sessions, which a shared port does not give: with several workers, "
-    "have clients use WebSocket only, or run one process per port behind a sticky "
-    "proxy (see docs/deployment.md)"
+    "broadcast only reaches the clients of one worker, and a long-polling client's "
+    "requests (spread over the workers by the shared port) cannot reach the worker "
+    "that holds its session"
 )
 
 
@@ -313,7 +312,12 @@ async def _serve_app(args: argparse.Namespace) -> int:
     adapter = None
     if args.redis:
         adapter = _redis_adapter("run", args.redis)
-        sio.set_adapter(adapter)
+        # Several workers share the port per TCP connection: a long-polling
+        # session is then served through the worker that owns it (over Redis).
+        sio.set_adapter(adapter, sticky_sessions=False if args.workers > 1 else None)
+    elif args.workers > 1 and sio is not None and hasattr(sio._adapter_factory, "bus"):
+        sio.sticky_sessions = False
+        sio._route_sessions()
     parent = os.getppid() if args.worker else None
     label, path = _describe(kind, app)
     if kind == "asgi":
@@ -469,6 +473,7 @@ class _Supervisor:
         args = self.args
         cmd = [sys.executable, "-m", "wsio", "--log-level", args.log_level, "run", args.app]
         cmd += ["--host", args.host, "--port", str(self.port), "--worker"]
+        cmd += ["--workers", str(args.workers)]  # a worker knows it has siblings
         if args.redis:
             cmd += ["--redis", args.redis]
         return cmd
@@ -581,10 +586,10 @@ def _supervise(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Validate here once, rather than have every worker print the same error.
         app = load_app(args.app)
-        kind, sio = _check_app(args, app)
+        kind, _ = _check_app(args, app)
         label, path = _describe(kind, app)
     else:
-        kind, sio, label, path = "", None, "", "/"
+        kind, label, path = "", "", "/"
     # Hold the port (bound, not listening, SO_REUSEPORT set after an exclusive bind):
     # "in use" is reported once, port 0 resolves to one port for every worker, and
     # nobody else takes the port while workers restart.
@@ -605,14 +610,6 @@ def _supervise(args: argparse.Namespace) -> int:
         if args.reload:
             print(
                 f"wsio run: restarting when a .py file under {os.getcwd()} changes",
-                flush=True,
-            )
-        if args.workers > 1 and sio is not None and "polling" in sio.eio.transports:
-            print(
-                "wsio run: note: the workers share the port, so the HTTP requests of a "
-                "long-polling client may reach different workers; WebSocket-only clients "
-                "are safe (see docs/deployment.md)",
-                file=sys.stderr,
                 flush=True,
             )
         return _Supervisor(args, port).run()
@@ -995,12 +992,11 @@ def _parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "--workers N starts N processes that share the port (SO_REUSEPORT); for a "
-            "wsio.Server they need --redis URL (or an app built with a networked "
+            "wsio.Server they need --redis URL (or an app built with the Redis "
             "adapter) so that rooms and broadcasts reach every worker. The port is "
-            "shared per TCP connection, so long-polling clients, whose requests need "
-            "one worker (sticky sessions), are only safe with one worker: with several, "
-            "use WebSocket-only clients or one process per port behind a sticky proxy "
-            "(docs/deployment.md)."
+            "shared per TCP connection, so the requests of one long-polling client "
+            "reach different workers: each is served through the worker that owns the "
+            "session, over Redis (no sticky sessions needed; see docs/deployment.md)."
         ),
     )
     run.add_argument("app", metavar="APP", help="module:attribute, e.g. app:sio")

@@ -385,7 +385,7 @@ def test_workers_need_redis(app_dir: Path) -> None:
     result = run("run", "app:sio", "--workers", "2", "--port", "0", cwd=app_dir)
     assert result.returncode == 2
     assert "wsio run: --workers 2 needs --redis URL" in result.stderr
-    assert "sticky" in result.stderr
+    assert "long-polling" in result.stderr
     result = run("run", "app:eio", "--redis", "redis://127.0.0.1:1", cwd=app_dir)
     assert result.returncode == 2
     assert "--redis applies to a Socket.IO server" in result.stderr
@@ -617,6 +617,19 @@ def test_run_workers_share_the_port_and_rooms_through_redis(
         assert len(workers) == 2 and proc.pid not in workers
         sender = got[0][1]
         assert all(g == ("hello all", sender) for g in got)  # every worker's clients heard it
+
+        async def polling() -> list[Any]:
+            # Long-polling: the client's requests reach both workers through the
+            # shared port and are served through the worker owning the session.
+            client = wsio.Client(url, transports=["polling"], reconnection=False)
+            await client.connect()
+            try:
+                return [await client.call("echo", i, timeout=5) for i in range(40)]
+            finally:
+                await client.disconnect()
+
+        for _ in range(3):
+            assert asyncio.run(polling()) == list(range(40))
 
         # A worker that dies is replaced; the master ends them all by PID on SIGTERM.
         victim = min(workers)

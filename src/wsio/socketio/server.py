@@ -519,7 +519,9 @@ class Server(_Emitter):
     def _make_adapter(self, nsp: Namespace) -> Adapter:
         return self._adapter_factory(nsp)
 
-    def set_adapter(self, adapter: Callable[[Namespace], Adapter]) -> None:
+    def set_adapter(
+        self, adapter: Callable[[Namespace], Adapter], *, sticky_sessions: bool | None = None
+    ) -> None:
         """Replace the adapter factory (the ``adapter`` option) of a server that has no clients yet.
 
         Every namespace gets a new adapter from *adapter*; call it before
@@ -536,6 +538,8 @@ class Server(_Emitter):
         except RuntimeError:
             running = False
         self._adapter_factory = adapter
+        if sticky_sessions is not None:
+            self.sticky_sessions = sticky_sessions
         if not self.sticky_sessions:
             self._route_sessions()
         for nsp in [*self.namespaces.values(), *self.parents]:
