@@ -24,6 +24,7 @@ step() {
 
 step "ruff check" .venv/bin/ruff check src tests bench
 step "ruff format --check" .venv/bin/ruff format --check src tests bench
+step "mypy" "$PY" -m mypy
 step "pytest" "$PY" -m pytest -q "$@"
 
 # --- autobahn core: enabled once wsio echo exists (WSIO_AUTOBAHN=1) ---------

@@ -834,7 +834,7 @@ async def _connect_socketio(args: argparse.Namespace) -> int:
                 break
             elif command == "emit":
                 try:
-                    client.emit(event, *cmd_args)
+                    client.emit(str(event), *cmd_args)
                 except (TypeError, ValueError) as exc:
                     _out(f"! {exc}")
             else:

@@ -1286,3 +1286,21 @@ async def test_asgi_adapter_close_flushes_first() -> None:
     await asyncio.wait_for(closing, 1)
     await asyncio.wait_for(reader, 1)
     assert ws.close_code == 1000
+
+
+async def test_session_write_accepts_str_subclasses_and_refuses_other_types() -> None:
+    import enum
+
+    from wsio.engineio.session import HandshakeInfo, Session
+    from wsio.http.headers import Headers
+
+    class Color(enum.StrEnum):
+        RED = "red"
+
+    eio = Server()
+    session = Session(eio, "sid", HandshakeInfo(Headers(), {}, None, "/", False), "polling")
+    session.write(Color.RED)
+    session.write(bytearray(b"\x01"))
+    assert session._queue == ["4red", b"\x01"]
+    with pytest.raises(TypeError, match="str or bytes"):
+        session.write(42)  # type: ignore[arg-type]

@@ -86,7 +86,7 @@ class ConnectionError(builtins.ConnectionError):
 
 def _polling_part(item: Data) -> str:
     if item.__class__ is str:
-        return item  # type: ignore[return-value]
+        return item
     return "b" + b64encode(item).decode("ascii")  # type: ignore[arg-type]
 
 
@@ -474,7 +474,7 @@ class Client:
     def _on_ws_message(self, data: Data) -> None:
         if data.__class__ is str:
             if data[:1] == "4":
-                self._on_message(data[1:])  # type: ignore[index]
+                self._on_message(data[1:])
                 return
         elif data.__class__ is bytes:
             self._on_message(data)
@@ -556,15 +556,15 @@ class Client:
             return False
         if data.__class__ is str:
             limit = self._max_payload
-            if limit is not None and len(data) * 4 + 1 > limit and _utf8_len(data) + 1 > limit:  # type: ignore[arg-type]
+            if limit is not None and len(data) * 4 + 1 > limit and _utf8_len(data) + 1 > limit:
                 raise ValueError(f"message larger than the server's maxPayload ({limit} bytes)")
             if (
                 self.transport != "websocket"
                 and self.transports[0] == "polling"
-                and eio.SEPARATOR in data  # type: ignore[operator]
+                and eio.SEPARATOR in data
             ):
                 raise ValueError("a text message sent by polling must not contain '\\x1e'")
-            item: Data = "4" + data  # type: ignore[operator]
+            item: Data = "4" + data
         elif isinstance(data, (bytes, bytearray, memoryview)):
             item = bytes(data)
             limit = self._max_payload

@@ -352,7 +352,7 @@ class Router:
                 ws = self._relays.get(m.get("id", ""))
                 if ws is not None:
                     try:
-                        ws.write_message(m.get("d"))
+                        ws.write_message(m["d"])
                     except Exception:
                         self._relays.pop(m.get("id", ""), None)
             elif kind == "ws-end":
@@ -402,7 +402,7 @@ class Router:
         else:
             remote = RemoteWebSocket(self, m["id"], node, request.client)
             self._remote_ws[m["id"]] = remote
-            session.start_upgrade(remote)  # type: ignore[arg-type]
+            session.start_upgrade(remote)
             self.bus.send(node, {"t": "ws-ready", "id": m["id"]})
             return
         self.bus.send(

@@ -85,7 +85,7 @@ class HandshakeInfo:
 
 def _polling_part(item: Data) -> str:
     if item.__class__ is str:
-        return item  # type: ignore[return-value]
+        return item
     return "b" + b64encode(item).decode("ascii")  # type: ignore[arg-type]
 
 
@@ -172,9 +172,13 @@ class Session:
         if self._closed:
             return False
         if data.__class__ is str:
-            return self._write_raw("4" + data)  # type: ignore[operator]
-        if not isinstance(data, bytes):
+            return self._write_raw("4" + data)
+        if isinstance(data, str):  # a str subclass (a StrEnum member...)
+            return self._write_raw("4" + str(data))
+        if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
+        elif not isinstance(data, bytes):
+            raise TypeError(f"message data must be str or bytes, not {type(data).__name__}")
         return self._write_raw(data)
 
     async def send(self, data: Data) -> None:
@@ -231,7 +235,7 @@ class Session:
         ws = self._ws
         if ws is not None and hasattr(ws, "send_prepared"):
             try:
-                ws.send_prepared(prepared)  # type: ignore[attr-defined]
+                ws.send_prepared(prepared)
             except Exception:
                 pass
             return
@@ -252,14 +256,14 @@ class Session:
             return False
         ws = self._ws
         if ws is not None:
-            if volatile and not ws.writable:  # type: ignore[attr-defined]
+            if volatile and not ws.writable:
                 return False
             try:
                 send_prepared = getattr(ws, "send_prepared", None) if prepared is not None else None
                 if send_prepared is not None:
                     for frame in prepared:
                         send_prepared(frame)
-                    ok = ws.writable  # type: ignore[attr-defined]
+                    ok = ws.writable
                 else:
                     ok = True
                     for item in items:
@@ -279,7 +283,7 @@ class Session:
         """Whether a write now would reach the client without piling up."""
         ws = self._ws
         if ws is not None:
-            return bool(ws.writable)  # type: ignore[attr-defined]
+            return bool(ws.writable)
         return self._poll is not None or len(self._queue) < 64
 
     async def drain(self) -> None:
@@ -508,7 +512,8 @@ class Session:
             self._close("transport close", notify=False)
         elif ptype is _PING:
             # Clients of v4 do not ping; answer anyway, it costs nothing.
-            self._write_raw("3" + packet.data if packet.data else "3")
+            # Only MESSAGE packets carry bytes: a PING's data is text.
+            self._write_raw("3" + packet.data if packet.data else "3")  # type: ignore[operator]
         # NOOP and stray UPGRADE packets are ignored.
 
     # -- heartbeat -------------------------------------------------------------------
@@ -611,7 +616,7 @@ def _ws_closed_reason(ws: Any) -> str:
     the reasons the reference server reports."""
     if getattr(ws, "failed", False):  # the ASGI adapter's own verdict
         return "transport error"
-    proto = getattr(ws, "protocol", None)
+    proto: Any = getattr(ws, "protocol", None)
     sent = getattr(proto, "close_sent", None)
     if sent is not None and sent not in (1000, 1001, 1005) and proto.close_code == 1006:
         return "transport error"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,9 +74,9 @@ class Encoded:
 
     __slots__ = ("_prepared", "items", "messages")
 
-    def __init__(self, messages: list[str | bytes]) -> None:
+    def __init__(self, messages: Sequence[str | bytes]) -> None:
         self.messages = messages
-        self.items: list[str | bytes] = [("4" + m) if m.__class__ is str else m for m in messages]  # type: ignore[operator]
+        self.items: list[str | bytes] = [("4" + m) if m.__class__ is str else m for m in messages]
         self._prepared: list[PreparedMessage] | None = None
 
     @property
@@ -85,7 +85,7 @@ class Encoded:
         p = self._prepared
         if p is None:
             p = self._prepared = [
-                PreparedMessage(1, i.encode()) if i.__class__ is str else PreparedMessage(2, i)  # type: ignore[union-attr,arg-type]
+                PreparedMessage(1, i.encode()) if i.__class__ is str else PreparedMessage(2, i)  # type: ignore[arg-type]
                 for i in self.items
             ]
         return p

@@ -64,7 +64,7 @@ import math
 import random as random_module
 import ssl as ssl_module
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -702,7 +702,7 @@ class Client(_Handlers):
         self._ids = 0
         self._acks: dict[int, AckEntry] = {}
         self._ack_timers: dict[int, asyncio.TimerHandle] = {}
-        self._send_buffer: list[tuple[int | None, list[str | bytes]]] = []
+        self._send_buffer: list[tuple[int | None, Sequence[str | bytes]]] = []
         self._recv_buffer: list[tuple[list[Any], int | None]] = []
         self._queue: deque[_Queued] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -1040,7 +1040,7 @@ class Client(_Handlers):
         for message in self.manager.encoder.encode(packet):
             engine.write(message)
 
-    def _write(self, messages: list[str | bytes]) -> Awaitable[None]:
+    def _write(self, messages: Sequence[str | bytes]) -> Awaitable[None]:
         engine = self.manager.engine
         if engine is None:
             return DONE
@@ -1117,16 +1117,17 @@ class Client(_Handlers):
         volatile: bool,
     ) -> Awaitable[None]:
         packet = Packet(_EVENT, self.nsp, data)
-        ack_id = None
+        ack_id: int | None = None
         if ack is not None:
             ack_id = packet.id = self._ids
             self._ids = ack_id + 1
         messages = self.manager.encoder.encode(packet)
         if ack is not None:
-            self._acks[ack_id] = ack  # type: ignore[index]
+            assert ack_id is not None
+            self._acks[ack_id] = ack
             if timeout is not None:
                 loop = self.manager._loop or asyncio.get_running_loop()
-                self._ack_timers[ack_id] = loop.call_later(  # type: ignore[index]
+                self._ack_timers[ack_id] = loop.call_later(
                     timeout, self._ack_timed_out, ack_id, timeout
                 )
         if self.connected:
@@ -1202,8 +1203,8 @@ class Client(_Handlers):
             if timer is not None:
                 timer.cancel()
         if entry.__class__ is _Future:
-            if not entry.done():  # type: ignore[union-attr]
-                entry.set_result(ack_result(packet.data))  # type: ignore[union-attr]
+            if not entry.done():
+                entry.set_result(ack_result(packet.data))
         else:
             _settle(entry, packet.data, None)
 
@@ -1232,7 +1233,7 @@ class Client(_Handlers):
             and not self._any_async
         ):
             # Nothing queued or running before it and nothing to await: run inline.
-            result = None
+            result: Any = None
             try:
                 for listener in self._any:
                     listener(*args)
@@ -1252,12 +1253,12 @@ class Client(_Handlers):
 
     async def _finish_event(self, result: Awaitable[Any], event: Any, ack_id: int | None) -> None:
         try:
-            result = await result
+            value = await result
         except Exception:
             logger.exception("handler of %r failed", event)
-            result = None
+            value = None
         if ack_id is not None:
-            self._ack(ack_id, result)
+            self._ack(ack_id, value)
 
     async def _run_event(
         self, handler: Handler | None, catch_all: bool, args: list[Any], ack_id: int | None

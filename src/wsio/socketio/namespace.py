@@ -161,7 +161,7 @@ class Namespace(_Emitter):
 
     def event(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Register *fn* as the handler of the event named like it."""
-        return self.on(fn.__name__, fn)  # type: ignore[no-any-return]
+        return self.on(fn.__name__, fn)
 
     def on_any(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Call *fn* (socket, event, *args) for every incoming event, before its handler."""

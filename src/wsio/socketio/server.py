@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import os
 import socket as socket_module
 import ssl as ssl_module
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._util import new_id, spawn
@@ -41,8 +42,8 @@ RECOVERABLE_REASONS = frozenset(
 MAX_PENDING_EVENTS = 256
 
 
-def _items(messages: list[str | bytes]) -> list[str | bytes]:
-    return [("4" + m) if m.__class__ is str else m for m in messages]  # type: ignore[operator]
+def _items(messages: Sequence[str | bytes]) -> list[str | bytes]:
+    return [("4" + m) if m.__class__ is str else m for m in messages]
 
 
 class Connection:
@@ -56,14 +57,16 @@ class Connection:
         self.decoder = server._decoder_factory()
         self.sockets: dict[str, Socket] = {}
         self.closed = False
-        self._connect_timer = session.loop.call_later(server.connect_timeout, self._connect_timeout)
+        self._connect_timer: asyncio.TimerHandle | None = session.loop.call_later(
+            server.connect_timeout, self._connect_timeout
+        )
 
     def __repr__(self) -> str:
         return f"<Connection {self.session.sid} {list(self.sockets)}>"
 
     # -- writing ---------------------------------------------------------------------
 
-    def write_messages(self, messages: list[str | bytes]) -> bool:
+    def write_messages(self, messages: Sequence[str | bytes]) -> bool:
         """Write the Engine.IO messages of one packet."""
         return self.session.write_items(_items(messages))
 

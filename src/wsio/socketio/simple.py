@@ -157,7 +157,7 @@ class SimpleClient:
         if item is _END:
             self._events.put(_END)
             raise Disconnected("the client is disconnected")
-        return item  # type: ignore[no-any-return]
+        return item
 
     def disconnect(self) -> None:
         """Disconnect and stop the background thread (does nothing if not connected)."""

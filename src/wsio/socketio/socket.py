@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -137,7 +137,9 @@ class Socket:
         self.pid: str | None = None
         self._state = CONNECTING
         self._acks: dict[int, AckCallback] = {}
-        self._held: list[tuple[Encoded | list[str | bytes] | Callable[[], Any], bool]] | None = []
+        self._held: (
+            list[tuple[Encoded | Sequence[str | bytes] | Callable[[], Any], bool]] | None
+        ) = []
         self._deferred: list[Callable[[], Any]] | None = []
         self._runner: SerialRunner | None = None
         self._since: Any = None  # recovery: log position when the socket started receiving
@@ -190,7 +192,7 @@ class Socket:
             self._held.append((encoded, volatile))
         return True
 
-    def _write_messages(self, messages: list[str | bytes]) -> bool:
+    def _write_messages(self, messages: Sequence[str | bytes]) -> bool:
         state = self._state
         if state == CONNECTED:
             return self.conn.write_messages(messages)
@@ -451,7 +453,7 @@ class _SocketFlags:
             return DONE
         messages = socket.server.encoder.encode(Packet(_EVENT, socket.nsp.name, [event, *args]))
         socket.conn.session.write_items(
-            [("4" + m) if m.__class__ is str else m for m in messages],  # type: ignore[operator]
+            [("4" + m) if m.__class__ is str else m for m in messages],
             volatile=self._volatile,
         )
         return DONE

@@ -157,7 +157,7 @@ class WebSocket(asyncio.Protocol):
                 else:
                     messages.append(event.data)  # type: ignore[union-attr]
             elif cls is Pong:
-                self._on_pong(event.data)  # type: ignore[union-attr]
+                self._on_pong(event.data)  # type: ignore[union-attr,arg-type]
             elif cls is Ping:
                 pass
             elif cls is CloseReceived:

@@ -126,8 +126,8 @@ def _mask_join_py(chunks: list[bytes | bytearray | memoryview], mask: bytes) -> 
 
 
 try:  # the optional C speedups (built when a compiler is available at install)
-    from wsio._speedups import apply_mask as _apply_mask_c  # type: ignore[import-not-found]
-    from wsio._speedups import mask_join as _mask_join_c  # type: ignore[import-not-found]
+    from wsio._speedups import apply_mask as _apply_mask_c
+    from wsio._speedups import mask_join as _mask_join_c
 except ImportError:  # pragma: no cover - depends on the build
     _apply_mask_c = None
     _mask_join_c = None

@@ -134,7 +134,7 @@ class Protocol:
         self._fmasked = False
         self._foff = 0
         self._ffin = False
-        self._fchunks: list[bytes | memoryview] = []
+        self._fchunks: list[bytes | bytearray | memoryview] = []
         # current message (fragmented or streamed)
         self._msg_op = 0
         self._msg_compressed = False
