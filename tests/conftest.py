@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from support.procs import SETUP_HINT, NginxFactory, free_port, require_binary, start, stop
+from support.procs import (
+    SETUP_HINT,
+    NginxFactory,
+    free_port,
+    require_binary,
+    start,
+    start_redis,
+    stop,
+)
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -77,15 +85,9 @@ def _need(name: str) -> str:
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[int]:
     """A private redis-server on 127.0.0.1 without persistence; yields its port."""
-    binary = _need("redis-server")
+    _need("redis-server")
     port = free_port()
-    proc = start(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--daemonize", "no", "--dir", str(tmp_path),
-         "--logfile", ""],
-        port,
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = start_redis(port, tmp_path)
     try:
         yield port
     finally:

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -61,33 +59,10 @@ METRICS = [
 
 def servers() -> list[Server]:
     """Every server, wsio first."""
-    py = sys.executable
-    wsio_cmd = [py, str(SERVERS_DIR / "wsio_eio.py"), "--port", "{port}"]
-    wsio_version = sc.dist_version("wsio")
     return [
-        Server(
-            "wsio",
-            f"wsio {wsio_version}",
-            wsio_cmd,
-            profile_cmd=[*wsio_cmd, "--profile", "{profile}"],
-        ),
-        Server(
-            "wsio-sync",
-            f"wsio {wsio_version}, sync handler",
-            [*wsio_cmd, "--sync"],
-            profile_cmd=[*wsio_cmd, "--sync", "--profile", "{profile}"],
-        ),
-        Server(
-            "python-engineio",
-            f"python-engineio {sc.dist_version('python-engineio')}",
-            [py, str(SERVERS_DIR / "peio_eio.py"), "--port", "{port}"],
-        ),
-        Server(
-            "node",
-            f"Node engine.io {sc.node_package_version('engine.io')}",
-            [shutil.which("node") or "node", str(SERVERS_DIR / "node_eio.js"), "--port", "{port}"],
-            node=True,
-        ),
+        *sc.wsio_servers(SERVERS_DIR / "wsio_eio.py", "sync handler"),
+        sc.python_server("python-engineio", SERVERS_DIR / "peio_eio.py"),
+        sc.node_server("engine.io", SERVERS_DIR / "node_eio.js"),
     ]
 
 
@@ -100,32 +75,20 @@ def measure(
     profile: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Start ``server``, run one scenario against it, stop it; returns cells by metric key."""
-    proc, port = sc.start_server(server, workdir, profile=profile)
-    try:
-        time.sleep(0.3)
-        if scenario == "sessions":
-            mode, options = "eio-sessions", ["--concurrency", str(SESSION_SLOTS)]
-        else:
-            mode = "eio-polling"
-            options = [
-                "--conns",
-                str(POLL_SESSIONS),
-                "--batch",
-                str(POLL_BATCH),
-                "--size",
-                str(POLL_SIZE),
-            ]
-        res = sc.run_generator(
-            gen,
-            mode,
-            port,
-            proc.pid,
-            [*options, *sc.window(args)],
-            timeout=args.warmup + args.duration + 90,
-        )
-        return {scenario: sc.cell(sc.rate(res), res)}
-    finally:
-        sc.common.stop(proc, timeout=15)
+    if scenario == "sessions":
+        mode, options = "eio-sessions", ["--concurrency", str(SESSION_SLOTS)]
+    else:
+        mode = "eio-polling"
+        options = [
+            "--conns",
+            str(POLL_SESSIONS),
+            "--batch",
+            str(POLL_BATCH),
+            "--size",
+            str(POLL_SIZE),
+        ]
+    with sc.running(server, workdir, profile=profile) as (proc, port):
+        return {scenario: sc.rate_cell(gen, mode, port, proc.pid, options, args)}
 
 
 PROFILE_TITLES = {"sessions": "Sessions opened", "polling": "Polling echo"}
@@ -133,28 +96,18 @@ PROFILE_TITLES = {"sessions": "Sessions opened", "polling": "Polling echo"}
 
 def markdown(report: dict[str, Any]) -> str:
     """The ``eio`` section of docs/benchmarks.md."""
-    m = report["machine"]
-    lines = [
-        "## Engine.IO server",
-        "",
-        f"Run of {report['date']}: {m['cores']} cores ({m['cpu']}), {m['system']}, Python "
-        f"{m['python']}, Node {report.get('node', sc.node_version())}. {report['warmup']:g} s warm-up then "
-        f"{report['duration']:g} s measured per scenario, median of {report['rounds']} round(s); "
-        "each server is started afresh for each scenario, pinned to core 0. The load "
-        "generator (`bench/sio/ioload.c`: C, epoll, Engine.IO spoken over raw HTTP/1.1 and "
-        "WebSocket, every reply checked) is pinned to core 1; a measurement where it used "
-        f"more than {sc.GEN_LIMIT:.0%} of its core is INVALID. Default transports (polling "
-        "and websocket, upgrades allowed), HTTP and WebSocket compression off, default "
-        "heartbeat. The Python servers run on uvloop: wsio on its built-in HTTP server, "
-        "python-engineio as its ASGI app under uvicorn "
+    lines = sc.section_head(
+        "Engine.IO server",
+        report,
+        "Engine.IO spoken over raw HTTP/1.1 and WebSocket, every reply checked",
+        "Default transports (polling and websocket, upgrades allowed), HTTP and WebSocket "
+        "compression off, default heartbeat. The Python servers run on uvloop: wsio on its "
+        "built-in HTTP server, python-engineio as its ASGI app under uvicorn "
         f"{sc.dist_version('uvicorn')} (httptools, websockets-sansio, log level warning). "
         "The `message` handler sends each message back: `async def` awaiting `send` in wsio "
         'and python-engineio, a plain function calling `session.write` in the "sync '
         'handler" column, a callback in Node.',
-        "",
-        "The machine is shared and noisy: compare the ratios, not the absolute numbers.",
-        "",
-    ]
+    )
     lines += sc.results_markdown(report, METRICS, SUBJECT, ["wsio-sync"], REFS)
     lines += [
         "",

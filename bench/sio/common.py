@@ -8,16 +8,19 @@ cProfile output into a short "where the time goes" table.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
 import os
 import pstats
 import resource
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -65,19 +68,25 @@ __all__ = [
     "main",
     "misses",
     "node_package_version",
+    "node_server",
     "node_version",
     "pick",
     "profile_summary",
     "profiles_markdown",
+    "python_server",
     "raise_nofile",
     "rate",
+    "rate_cell",
     "results_markdown",
     "rss_kib",
     "run_generator",
+    "running",
+    "section_head",
     "start_server",
     "status",
     "usable",
     "window",
+    "wsio_servers",
 ]
 
 
@@ -118,6 +127,39 @@ def node_version() -> str:
     """``node --version``."""
     node = common.require_binary("node")
     return subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def wsio_servers(script: Path, sync_label: str) -> list[Server]:
+    """The wsio server ``script`` twice: with its coroutine handlers, and with ``--sync``
+    (plain functions) as ``wsio-sync``, labelled ``wsio <version>, <sync_label>``."""
+    cmd = [sys.executable, str(script), "--port", "{port}"]
+    version = dist_version("wsio")
+    return [
+        Server("wsio", f"wsio {version}", cmd, profile_cmd=[*cmd, "--profile", "{profile}"]),
+        Server(
+            "wsio-sync",
+            f"wsio {version}, {sync_label}",
+            [*cmd, "--sync"],
+            profile_cmd=[*cmd, "--sync", "--profile", "{profile}"],
+        ),
+    ]
+
+
+def python_server(dist: str, script: Path) -> Server:
+    """A reference Python server named after its distribution ``dist``, run from ``script``."""
+    return Server(
+        dist, f"{dist} {dist_version(dist)}", [sys.executable, str(script), "--port", "{port}"]
+    )
+
+
+def node_server(package: str, script: Path) -> Server:
+    """The reference Node server ``node``, run from ``script`` on the npm ``package``."""
+    return Server(
+        "node",
+        f"Node {package} {node_package_version(package)}",
+        [shutil.which("node") or "node", str(script), "--port", "{port}"],
+        node=True,
+    )
 
 
 def raise_nofile(need: int) -> tuple[int, int]:
@@ -174,6 +216,19 @@ def start_server(
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
             raise RuntimeError(f"{server.name} did not start: {exc}: {' | '.join(tail)}") from exc
     return proc, port
+
+
+@contextlib.contextmanager
+def running(
+    server: Server, logs: Path, *, profile: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """:func:`start_server`, then a short settling pause; the server is stopped on exit."""
+    proc, port = start_server(server, logs, profile=profile)
+    try:
+        time.sleep(0.3)
+        yield proc, port
+    finally:
+        common.stop(proc, timeout=15)
 
 
 def rss_kib(pid: int) -> int:
@@ -487,6 +542,29 @@ def cell_text(metric: Metric, cell: dict[str, Any] | None) -> str:
     return metric.fmt(cell["value"]) + ("*" if cell["status"] != "ok" else "")
 
 
+def section_head(title: str, report: dict[str, Any], generator: str, setup: str) -> list[str]:
+    """The start of a docs section: its title and the conditions of the run.
+
+    ``generator`` says what the load generator speaks (after "C, epoll, "), ``setup``
+    how the servers were configured.
+    """
+    m = report["machine"]
+    return [
+        f"## {title}",
+        "",
+        f"Run of {report['date']}: {m['cores']} cores ({m['cpu']}), {m['system']}, Python "
+        f"{m['python']}, Node {report.get('node', node_version())}. {report['warmup']:g} s "
+        f"warm-up then {report['duration']:g} s measured per scenario, median of "
+        f"{report['rounds']} round(s); each server is started afresh for each scenario, "
+        f"pinned to core 0. The load generator (`bench/sio/ioload.c`: C, epoll, {generator}) "
+        f"is pinned to core 1; a measurement where it used more than {GEN_LIMIT:.0%} of its "
+        f"core is INVALID. {setup}",
+        "",
+        "The machine is shared and noisy: compare the ratios, not the absolute numbers.",
+        "",
+    ]
+
+
 def results_markdown(
     report: dict[str, Any],
     metrics: list[Metric],
@@ -653,6 +731,31 @@ def rate(result: dict[str, Any]) -> float:
 def window(args: Any) -> list[str]:
     """The generator's ``--warmup``/``--duration`` options."""
     return ["--warmup", str(args.warmup), "--duration", str(args.duration)]
+
+
+def rate_cell(
+    binary: Path,
+    mode: str,
+    port: int,
+    server_pid: int,
+    options: list[str],
+    args: Any,
+    *,
+    slack: float = 90,
+) -> dict[str, Any]:
+    """Run ``ioload MODE`` over the measured window; the rate it counted, as a cell.
+
+    The generator is stopped if it runs ``slack`` seconds past warm-up and window.
+    """
+    res = run_generator(
+        binary,
+        mode,
+        port,
+        server_pid,
+        [*options, *window(args)],
+        timeout=args.warmup + args.duration + slack,
+    )
+    return cell(rate(res), res)
 
 
 def _profiles(

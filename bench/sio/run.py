@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -81,33 +80,10 @@ METRICS = [
 
 def servers() -> list[Server]:
     """Every server, wsio first."""
-    py = sys.executable
-    wsio_cmd = [py, str(SERVERS_DIR / "wsio_sio.py"), "--port", "{port}"]
-    wsio_version = sc.dist_version("wsio")
     return [
-        Server(
-            "wsio",
-            f"wsio {wsio_version}",
-            wsio_cmd,
-            profile_cmd=[*wsio_cmd, "--profile", "{profile}"],
-        ),
-        Server(
-            "wsio-sync",
-            f"wsio {wsio_version}, sync handlers",
-            [*wsio_cmd, "--sync"],
-            profile_cmd=[*wsio_cmd, "--sync", "--profile", "{profile}"],
-        ),
-        Server(
-            "python-socketio",
-            f"python-socketio {sc.dist_version('python-socketio')}",
-            [py, str(SERVERS_DIR / "psio_sio.py"), "--port", "{port}"],
-        ),
-        Server(
-            "node",
-            f"Node socket.io {sc.node_package_version('socket.io')}",
-            [shutil.which("node") or "node", str(SERVERS_DIR / "node_sio.js"), "--port", "{port}"],
-            node=True,
-        ),
+        *sc.wsio_servers(SERVERS_DIR / "wsio_sio.py", "sync handlers"),
+        sc.python_server("python-socketio", SERVERS_DIR / "psio_sio.py"),
+        sc.node_server("socket.io", SERVERS_DIR / "node_sio.js"),
     ]
 
 
@@ -120,20 +96,10 @@ def measure(
     profile: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Start ``server``, run one scenario against it, stop it; returns cells by metric key."""
-    proc, port = sc.start_server(server, workdir, profile=profile)
-    try:
-        time.sleep(0.3)
+    with sc.running(server, workdir, profile=profile) as (proc, port):
         if scenario == "acks":
             options = ["--conns", str(ACK_CLIENTS), "--size", str(ACK_SIZE)]
-            res = sc.run_generator(
-                gen,
-                "sio-acks",
-                port,
-                proc.pid,
-                [*options, *sc.window(args)],
-                timeout=args.warmup + args.duration + 90,
-            )
-            return {"acks": sc.cell(sc.rate(res), res)}
+            return {"acks": sc.rate_cell(gen, "sio-acks", port, proc.pid, options, args)}
         if scenario == "fanout":
             options = [
                 "--conns",
@@ -143,18 +109,9 @@ def measure(
                 "--size",
                 str(FAN_SIZE),
             ]
-            res = sc.run_generator(
-                gen,
-                "sio-fanout",
-                port,
-                proc.pid,
-                [*options, *sc.window(args)],
-                timeout=args.warmup + args.duration + 120,
-            )
-            return {"fanout": sc.cell(sc.rate(res), res)}
+            fanout = sc.rate_cell(gen, "sio-fanout", port, proc.pid, options, args, slack=120)
+            return {"fanout": fanout}
         return _idle(gen, port, proc.pid)
-    finally:
-        sc.common.stop(proc, timeout=15)
 
 
 def _idle(gen: Path, port: int, pid: int) -> dict[str, dict[str, Any]]:
@@ -205,28 +162,18 @@ PROFILE_TITLES = {
 
 def markdown(report: dict[str, Any]) -> str:
     """The ``sio`` section of docs/benchmarks.md."""
-    m = report["machine"]
-    lines = [
-        "## Socket.IO server",
-        "",
-        f"Run of {report['date']}: {m['cores']} cores ({m['cpu']}), {m['system']}, Python "
-        f"{m['python']}, Node {report.get('node', sc.node_version())}. {report['warmup']:g} s warm-up then "
-        f"{report['duration']:g} s measured per scenario, median of {report['rounds']} round(s); "
-        "each server is started afresh for each scenario, pinned to core 0. The load "
-        "generator (`bench/sio/ioload.c`: C, epoll, Socket.IO spoken over raw WebSocket, "
-        "every reply checked byte for byte) is pinned to core 1; a measurement where it used "
-        f"more than {sc.GEN_LIMIT:.0%} of its core is INVALID. WebSocket transport only, no "
-        "compression anywhere, default heartbeat (25 s). The Python servers run on uvloop: "
-        "wsio on its built-in HTTP server, python-socketio as its ASGI app under uvicorn "
-        f"{sc.dist_version('uvicorn')} (httptools, websockets-sansio, log level warning). "
-        "Handlers: `echo` returns its argument as the ack, `join` joins the named room then "
-        "acks, `blast` emits `msg` to the room. wsio and python-socketio run `async def` "
-        'handlers; the "sync handlers" column is wsio with plain functions (which it calls '
-        "inline), like Node's callbacks.",
-        "",
-        "The machine is shared and noisy: compare the ratios, not the absolute numbers.",
-        "",
-    ]
+    lines = sc.section_head(
+        "Socket.IO server",
+        report,
+        "Socket.IO spoken over raw WebSocket, every reply checked byte for byte",
+        "WebSocket transport only, no compression anywhere, default heartbeat (25 s). The "
+        "Python servers run on uvloop: wsio on its built-in HTTP server, python-socketio as "
+        f"its ASGI app under uvicorn {sc.dist_version('uvicorn')} (httptools, "
+        "websockets-sansio, log level warning). Handlers: `echo` returns its argument as the "
+        "ack, `join` joins the named room then acks, `blast` emits `msg` to the room. wsio "
+        'and python-socketio run `async def` handlers; the "sync handlers" column is wsio '
+        "with plain functions (which it calls inline), like Node's callbacks.",
+    )
     lines += sc.results_markdown(report, METRICS, SUBJECT, ["wsio-sync"], REFS)
     lines += [
         "",

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import contextvars
 import inspect
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["SerialRunner", "call_handler", "is_async_callable", "new_id", "spawn"]
+__all__ = ["SerialRunner", "call_handler", "is_async_callable", "new_id", "set_nodelay", "spawn"]
 
 logger = logging.getLogger("wsio")
 
@@ -22,6 +24,17 @@ _background: set[asyncio.Task[Any]] = set()
 def new_id() -> str:
     """A random, URL-safe 20-character id (120 bits of entropy)."""
     return base64.urlsafe_b64encode(os.urandom(15)).decode("ascii")
+
+
+def set_nodelay(transport: asyncio.BaseTransport) -> None:
+    """Send small writes at once on a TCP *transport* (Nagle's algorithm off).
+
+    Nothing happens on other transports (Unix sockets, pipes).
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:

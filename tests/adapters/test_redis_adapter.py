@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,20 +21,14 @@ import pytest
 import redis
 
 import wsio
-from support.procs import free_port, require_binary, start, stop
+from support.cluster import Recorder, connect
+from support.procs import free_port, start_redis, stop
+from support.sio import until
 from wsio.adapters import ClusterError, RedisAdapter, RemoteSocket
 from wsio.adapters.redis import Codec, _RedisLink
 from wsio.socketio.socket import DONE
 
 MODES = ["sharded", "classic"]
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 class Cluster:
@@ -66,16 +59,8 @@ class Cluster:
         return sio
 
     async def client(self, node: int, name: str, rooms: list[str] = (), **kw: Any) -> Recorder:  # type: ignore[assignment]
-        client = wsio.Client(
-            f"http://127.0.0.1:{self.ports[node]}{kw.pop('nsp', '')}",
-            transports=["websocket"],
-            reconnection=False,
-            auth={"name": name, "rooms": list(rooms)},
-            **kw,
-        )
-        recorder = Recorder(client)
-        await client.connect()
-        self.clients.append(client)
+        recorder = await connect(self.ports[node], name, rooms, **kw)
+        self.clients.append(recorder.client)
         return recorder
 
     def link(self, node: int) -> _RedisLink:
@@ -89,21 +74,6 @@ class Cluster:
             await client.disconnect()
         for sio in self.nodes:
             await sio.shutdown()
-
-
-class Recorder:
-    """Every event a client receives, as (event, *args); answers ``q`` with ``x * 10``."""
-
-    def __init__(self, client: wsio.Client) -> None:
-        self.client = client
-        self.seen: list[tuple[Any, ...]] = []
-        self.disconnects: list[str] = []
-        client.on_any(lambda event, *args: self.seen.append((event, *args)))
-        client.on("disconnect", self.disconnects.append)
-        client.on("q", lambda x: x * 10)
-
-    def events(self, name: str) -> list[tuple[Any, ...]]:
-        return [e[1:] for e in self.seen if e[0] == name]
 
 
 @pytest.fixture
@@ -445,16 +415,6 @@ async def test_broadcasts_wait_only_when_redis_lags(
 
 
 # -- Redis failures ----------------------------------------------------------------------------
-
-
-def start_redis(port: int, directory: Path) -> subprocess.Popen[Any]:
-    return start(
-        [require_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(directory),
-         "--logfile", ""],
-        port,
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 async def test_redis_restart_keeps_local_service_and_resumes(

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import ssl
-import subprocess
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from support.certs import make_cert
 from support.procs import NODE_DIR, free_port, node_env, require_binary, start, stop
 from wsio.engineio import Client, Server, Session
 from wsio.engineio.client import ConnectionError as EIOConnectionError
@@ -765,20 +765,6 @@ def test_url_forms() -> None:
 
 
 # -- TLS -------------------------------------------------------------------------------------------------
-
-
-def make_cert(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (openssl CLI); returns (cert, key)."""
-    openssl = require_binary("openssl")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 async def test_tls_verification_options(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ssl
-import subprocess
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support.procs import require_binary
+from support.certs import make_cert
 from wsio.http import HTTPServer, Request, Response
 from wsio.http.client import (
     ConnectError,
@@ -114,20 +113,6 @@ def canned(*responses: bytes, keep_open: bool = False) -> RawHandler:
             await reader.read()
 
     return handler
-
-
-def make_cert(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (openssl CLI); returns (cert, key)."""
-    openssl = require_binary("openssl")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 # -- basic requests ------------------------------------------------------------------

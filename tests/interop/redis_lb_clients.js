@@ -21,16 +21,12 @@
 "use strict";
 
 const http = require("http");
-const readline = require("readline");
 const { io } = require("socket.io-client");
+const { out, serveCommands } = require("./json_lines");
 
 const url = process.argv[2];
 const count = Number(process.argv[3]);
 const transports = (process.argv[4] || "polling,websocket").split(",");
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
 
 const clients = [];
 for (let i = 0; i < count; i++) {
@@ -125,15 +121,7 @@ const commands = {
   },
 };
 
-readline.createInterface({ input: process.stdin }).on("line", async (line) => {
-  if (!line.trim()) return;
-  const c = JSON.parse(line);
-  try {
-    out({ id: c.id, ...(await commands[c.cmd](c)) });
-  } catch (e) {
-    out({ id: c.id, error: String(e && e.message ? e.message : e) });
-  }
-});
+serveCommands(commands);
 
 const stop = () => {
   clients.forEach((c) => c.socket.disconnect());

@@ -27,18 +27,14 @@
 "use strict";
 
 const http = require("http");
-const readline = require("readline");
 const { createClient } = require("redis");
 const { Server } = require("socket.io");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+const { out, serveCommands } = require("./json_lines");
 
 const port = Number(process.argv[2]);
 const redisPort = Number(process.argv[3]);
 const mode = process.argv[4] || "sharded";
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
 
 async function main() {
   const pub = createClient({ url: `redis://127.0.0.1:${redisPort}` });
@@ -122,15 +118,7 @@ async function main() {
     },
   };
 
-  readline.createInterface({ input: process.stdin }).on("line", async (line) => {
-    if (!line.trim()) return;
-    const c = JSON.parse(line);
-    try {
-      out({ id: c.id, ...(await commands[c.cmd](c)) });
-    } catch (e) {
-      out({ id: c.id, error: String(e && e.message ? e.message : e) });
-    }
-  });
+  serveCommands(commands);
 
   const stop = () => {
     io.close();

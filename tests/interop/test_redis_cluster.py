@@ -30,6 +30,7 @@ from typing import IO, Any
 import pytest
 
 import wsio
+from support.cluster import Recorder, connect
 from support.procs import (
     NODE_DIR,
     REPO_ROOT,
@@ -37,22 +38,15 @@ from support.procs import (
     free_port,
     node_env,
     require_binary,
-    start,
+    start_redis,
     stop,
     wait_listening,
 )
+from support.sio import until
 from wsio.adapters import RedisAdapter, RemoteSocket
 
 CLUSTER_NODE = REPO_ROOT / "tests" / "adapters" / "cluster_node.py"
 MODES = ["sharded", "classic"]
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 class NodeScript:
@@ -133,30 +127,6 @@ async def node_script(script: str, *args: object, tmp_path: Path) -> AsyncIterat
             yield proc
         finally:
             await proc.close()
-
-
-class Recorder:
-    """A wsio client's received events; it answers ``q`` with ``x * 10``."""
-
-    def __init__(self, client: wsio.Client) -> None:
-        self.client = client
-        self.seen: list[tuple[Any, ...]] = []
-        self.disconnects: list[str] = []
-        client.on_any(lambda event, *args: self.seen.append((event, *args)))
-        client.on("disconnect", self.disconnects.append)
-        client.on("q", lambda x: x * 10)
-
-
-async def connect(port: int, name: str, rooms: list[str] = ()) -> Recorder:  # type: ignore[assignment]
-    client = wsio.Client(
-        f"http://127.0.0.1:{port}",
-        transports=["websocket"],
-        reconnection=False,
-        auth={"name": name, "rooms": list(rooms)},
-    )
-    recorder = Recorder(client)
-    await client.connect()
-    return recorder
 
 
 def make_wsio_node(url: str, mode: str, pings: list[Any]) -> wsio.Server:
@@ -352,16 +322,6 @@ async def test_npm_redis_emitter_drives_wsio_nodes(redis_server: int, tmp_path: 
 
 
 # -- nginx in front of three wsio node processes ----------------------------------------------
-
-
-def start_redis(port: int, directory: Path) -> subprocess.Popen[Any]:
-    return start(
-        [require_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(directory),
-         "--logfile", ""],
-        port,
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 class LbCluster:

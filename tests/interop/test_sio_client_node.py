@@ -22,6 +22,7 @@ import pytest
 
 import wsio
 from support.procs import NODE_DIR, free_port, node_env, require_binary, start, stop
+from support.sio import Recorder, client_factory, until
 from wsio.socketio.client import Backoff
 
 MODES = {
@@ -125,55 +126,10 @@ def node_factory(tmp_path: Path) -> Iterator[Callable[..., NodeServer]]:
             server.stop()
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-class Recorder:
-    """Collects what a client's handlers see, in order."""
-
-    def __init__(self, client: wsio.Client, *events: str) -> None:
-        self.seen: list[tuple[Any, ...]] = []
-        for name in ("connect", "disconnect", "connect_error", *events):
-            client.on(name, self._handler(name))
-
-    def _handler(self, name: str) -> Callable[..., None]:
-        def handler(*args: Any) -> None:
-            self.seen.append((name, *args))
-
-        return handler
-
-    def of(self, name: str) -> list[tuple[Any, ...]]:
-        return [e[1:] for e in self.seen if e[0] == name]
-
-    async def wait(self, name: str, count: int = 1, timeout: float = 5.0) -> list[tuple[Any, ...]]:
-        deadline = time.monotonic() + timeout
-        while len(self.of(name)) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{count} x {name!r} expected, saw {self.seen}")
-            await asyncio.sleep(0.01)
-        return self.of(name)
-
-
 @pytest.fixture
 async def clients() -> AsyncIterator[Callable[..., wsio.Client]]:
-    made: list[wsio.Client] = []
-
-    def make(url: str, **options: Any) -> wsio.Client:
-        options.setdefault("timeout", 5)
-        client = wsio.Client(url, **options)
-        made.append(client)
-        return client
-
-    try:
+    async with client_factory() as make:
         yield make
-    finally:
-        for client in made:
-            await client.manager.close()
 
 
 # -- the basic matrix -------------------------------------------------------------------------

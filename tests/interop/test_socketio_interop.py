@@ -8,44 +8,17 @@ assert both on what the client printed and on what the server saw.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import re
-import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 import wsio
-from support.procs import NODE_DIR, node_env, require_binary
+from support.procs import NODE_DIR, run_node_async
 
 HEX = re.compile(r"hex:([0-9a-f]*)")
-
-
-async def run_node(script: str, *args: object, timeout: float = 30.0) -> tuple[int, list[Any], str]:
-    """Run a Node script without blocking the loop; returns (rc, JSON lines, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        require_binary("node"),
-        str(NODE_DIR / script),
-        *map(str, args),
-        cwd=NODE_DIR,
-        env=node_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-    lines = [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
-    assert proc.returncode is not None
-    return proc.returncode, lines, stderr.decode()
 
 
 def make_server(parser: str) -> tuple[wsio.Server, dict[str, Any]]:
@@ -257,7 +230,9 @@ async def test_node_client_scenario(mode: str, parser: str, started: Any) -> Non
 
 async def run_scenario(port: int, mode: str, parser: str, seen: dict[str, Any]) -> None:
     """Run sio_client.js against the server on *port* and check everything it saw."""
-    rc, lines, stderr = await run_node("sio_client.js", f"http://127.0.0.1:{port}", mode, parser)
+    rc, lines, stderr = await run_node_async(
+        "sio_client.js", f"http://127.0.0.1:{port}", mode, parser, timeout=30.0
+    )
     got = {line["check"]: line["value"] for line in lines}
     assert rc == 0 and got.get("done"), (lines, stderr)
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -13,32 +11,9 @@ from typing import Any
 import pytest
 
 import wsio
+from support.sio import stalled_client
 
 pytestmark = pytest.mark.asyncio
-
-
-def raw_client(port: int, rcvbuf: int = 4096) -> socket.socket:
-    """A Socket.IO client over a raw WebSocket that connects to "/" and then stops reading."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    mask = os.urandom(4)
-    sock.sendall(bytes([0x81, 0x82]) + mask + bytes(b ^ mask[i] for i, b in enumerate(b"40")))
-    sock.settimeout(5)
-    data = b""
-    while b'40{"sid"' not in data:
-        chunk = sock.recv(65536)
-        assert chunk
-        data += chunk
-    return sock
 
 
 def drain(sock: socket.socket, seconds: float) -> int:
@@ -82,7 +57,7 @@ async def wait_for(predicate: Any, timeout: float = 5) -> None:
 async def test_awaited_emit_waits_for_room_unawaited_never_blocks(server: Any) -> None:
     _sio, port, sockets = server
     loop = asyncio.get_running_loop()
-    client = await loop.run_in_executor(None, raw_client, port)
+    client = await loop.run_in_executor(None, stalled_client, port)
     try:
         await wait_for(lambda: sockets and sockets[0].connected)
         sock = sockets[0]
@@ -118,7 +93,7 @@ async def test_awaited_emit_waits_for_room_unawaited_never_blocks(server: Any) -
 async def test_volatile_packets_are_dropped_for_a_stalled_client(server: Any) -> None:
     sio, port, sockets = server
     loop = asyncio.get_running_loop()
-    client = await loop.run_in_executor(None, raw_client, port)
+    client = await loop.run_in_executor(None, stalled_client, port)
     try:
         await wait_for(lambda: sockets and sockets[0].connected)
         sock = sockets[0]

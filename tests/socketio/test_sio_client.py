@@ -20,7 +20,6 @@ import logging
 import math
 import re
 import ssl as ssl_module
-import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,7 +29,9 @@ from typing import Any
 import pytest
 
 import wsio
-from support.procs import free_port, require_binary
+from support.certs import make_cert
+from support.procs import free_port
+from support.sio import Recorder, client_factory, until
 from wsio.socketio.client import Backoff
 
 MODES = {
@@ -40,56 +41,26 @@ MODES = {
 }
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
-
-
-class Recorder:
-    """Collects what a client's handlers see, in order."""
-
-    def __init__(self, client: wsio.Client, *events: str) -> None:
-        self.seen: list[tuple[Any, ...]] = []
-        for name in ("connect", "disconnect", "connect_error", *events):
-            client.on(name, self._handler(name))
-
-    def _handler(self, name: str) -> Callable[..., None]:
-        def handler(*args: Any) -> None:
-            self.seen.append((name, *args))
-
-        return handler
-
-    def of(self, name: str) -> list[tuple[Any, ...]]:
-        return [e[1:] for e in self.seen if e[0] == name]
-
-    async def wait(self, name: str, count: int = 1, timeout: float = 5.0) -> list[tuple[Any, ...]]:
-        await until(lambda: len(self.of(name)) >= count, timeout)
-        return self.of(name)
-
-
 @pytest.fixture
 async def clients() -> AsyncIterator[Callable[..., wsio.Client]]:
-    made: list[wsio.Client] = []
     loop = asyncio.get_running_loop()
     errors: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
-
-    def make(url: str, **options: Any) -> wsio.Client:
-        options.setdefault("timeout", 5)
-        client = wsio.Client(url, **options)
-        made.append(client)
-        return client
-
     try:
-        yield make
+        async with client_factory() as make:
+            yield make
     finally:
-        for client in made:
-            await client.manager.close()
         await asyncio.sleep(0)
     assert errors == []
+
+
+def answer_of(result: Any) -> list[Any]:
+    """The arguments of the ``answer`` event that reports a client's ack *result*."""
+    if result is None:
+        return []
+    if isinstance(result, tuple):
+        return list(result)
+    return [result]
 
 
 # -- wsio's server ------------------------------------------------------------------------------
@@ -178,13 +149,7 @@ class WsioPeer:
                 except wsio.AckTimeout as exc:
                     socket.emit("answer", {"error": str(exc)})
                     return
-                if result is None:
-                    answer = []
-                elif isinstance(result, tuple):
-                    answer = list(result)
-                else:
-                    answer = [result]
-                socket.emit("answer", answer)
+                socket.emit("answer", answer_of(result))
 
             @nsp.on("burst")
             def burst(socket: wsio.Socket, n: int) -> None:
@@ -305,13 +270,7 @@ class PsioPeer:
         async def ask(sid: str, name: str, *args: Any) -> None:
             data = args if len(args) != 1 else args[0]
             result = await psio.call(name, data if args else None, to=sid, namespace=ns, timeout=5)
-            if result is None:
-                answer = []
-            elif isinstance(result, tuple):
-                answer = list(result)
-            else:
-                answer = [result]
-            await psio.emit("answer", answer, to=sid, namespace=ns)
+            await psio.emit("answer", answer_of(result), to=sid, namespace=ns)
 
         async def burst(sid: str, n: int) -> None:
             for i in range(n):
@@ -463,20 +422,6 @@ async def test_msgpack_parser(wsio_factory: Any, clients: Any) -> None:
     other = clients(server.url, timeout=1)
     with pytest.raises(wsio.ConnectionError):
         await other.connect()
-
-
-def make_cert(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (openssl CLI); returns (cert, key)."""
-    openssl = require_binary("openssl")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
 
 
 async def test_tls_verification_options(wsio_factory: Any, clients: Any, tmp_path: Path) -> None:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -16,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from support.procs import free_port, stop, wait_listening
+from support.sio import stalled_client
 from wsio.websocket import connect
 
 HERE = Path(__file__).parent
@@ -28,32 +26,6 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS")
-
-
-def stalled_client(port: int) -> socket.socket:
-    """A raw client that joins "heavy", then never reads again (tiny receive buffer)."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    payload = b'40{"heavy":true}'
-    mask = os.urandom(4)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
-    sock.settimeout(5)
-    data = b""
-    while b'40{"sid"' not in data:
-        chunk = sock.recv(4096)
-        assert chunk, "server closed before the CONNECT reply"
-        data += chunk
-    return sock  # from now on nobody reads it
 
 
 async def active_client(port: int, latencies: list[float], stop_at: float, heavy: bool) -> str:
@@ -97,7 +69,7 @@ async def test_stalled_client_is_disconnected_and_memory_stays_bounded() -> None
         ]
         await asyncio.sleep(1.0)
         rss_before = rss_kib(proc.pid)
-        stalled = await loop.run_in_executor(None, stalled_client, port)
+        stalled = await loop.run_in_executor(None, stalled_client, port, b'40{"heavy":true}')
         results = await asyncio.gather(*clients)
         rss_after = rss_kib(proc.pid)
         stalled.close()

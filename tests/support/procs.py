@@ -115,6 +115,21 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 5.0) -> int:
     return proc.returncode
 
 
+def start_redis(port: int, directory: str | os.PathLike[str]) -> subprocess.Popen[Any]:
+    """Start a private redis-server on ``127.0.0.1:port``, without persistence.
+
+    *directory* is its working directory. Returns once it accepts connections;
+    stop it with :func:`stop`.
+    """
+    return start(
+        [require_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(directory),
+         "--logfile", ""],
+        port,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 class NodeResult(NamedTuple):
     """Outcome of :func:`run_node`."""
 

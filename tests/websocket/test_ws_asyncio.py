@@ -9,7 +9,6 @@ import os
 import socket
 import ssl
 import struct
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from wsutil import (
     upgrade_request,
 )
 
+from support.certs import make_cert
 from wsio.http.request import Request, Response
 from wsio.websocket import (
     ConnectionClosed,
@@ -818,16 +818,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("tls")
     cert, key = tmp / "cert.pem", tmp / "key.pem"
     if not _self_signed_with_cryptography(cert, key):
-        subprocess.run(
-            [
-                "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )  # fmt: skip
+        return make_cert(tmp, ("localhost", "127.0.0.1"))
     return cert, key
 
 

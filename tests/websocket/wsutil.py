@@ -95,6 +95,20 @@ class RawFrame:
     masked: bool
     payload: bytes
 
+    @classmethod
+    def of(cls, b0: int, key: bytes, payload: bytes) -> RawFrame:
+        """The frame with first byte *b0*, masking key *key* (empty: none) and *payload*
+        (still masked: it is unmasked here)."""
+        return cls(
+            fin=bool(b0 & 0x80),
+            rsv1=bool(b0 & 0x40),
+            rsv2=bool(b0 & 0x20),
+            rsv3=bool(b0 & 0x10),
+            opcode=b0 & 0x0F,
+            masked=bool(key),
+            payload=mask_bytes(payload, key) if key else payload,
+        )
+
 
 def parse_frames(data: bytes) -> list[RawFrame]:
     """Parse a complete byte string of frames (raises on a truncated one)."""
@@ -118,19 +132,7 @@ def parse_frames(data: bytes) -> list[RawFrame]:
         if len(payload) != n:
             raise ValueError("truncated frame")
         pos += n
-        if key:
-            payload = mask_bytes(payload, key)
-        frames.append(
-            RawFrame(
-                fin=bool(b0 & 0x80),
-                rsv1=bool(b0 & 0x40),
-                rsv2=bool(b0 & 0x20),
-                rsv3=bool(b0 & 0x10),
-                opcode=b0 & 0x0F,
-                masked=bool(key),
-                payload=payload,
-            )
-        )
+        frames.append(RawFrame.of(b0, key, payload))
     return frames
 
 
@@ -192,18 +194,7 @@ async def read_frame(reader: asyncio.StreamReader) -> RawFrame | None:
         payload = await reader.readexactly(n)
     except (asyncio.IncompleteReadError, ConnectionError):
         return None
-    if key:
-        payload = mask_bytes(payload, key)
-    b0 = head[0]
-    return RawFrame(
-        fin=bool(b0 & 0x80),
-        rsv1=bool(b0 & 0x40),
-        rsv2=bool(b0 & 0x20),
-        rsv3=bool(b0 & 0x10),
-        opcode=b0 & 0x0F,
-        masked=bool(key),
-        payload=payload,
-    )
+    return RawFrame.of(head[0], key, payload)
 
 
 def upgrade_request(

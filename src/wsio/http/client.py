@@ -33,10 +33,8 @@ A status of 4xx or 5xx is not an error: the response is returned as it is.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-import socket
 import ssl as ssl_module
 import time
 import zlib
@@ -49,6 +47,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from .._util import set_nodelay
 from .headers import Headers, HeadMeter
 
 __all__ = [
@@ -423,10 +422,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
         fut = self._fut

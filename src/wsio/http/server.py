@@ -33,6 +33,7 @@ from urllib.parse import unquote
 
 import httptools
 
+from .._util import set_nodelay
 from .headers import Headers, HeadMeter
 from .request import Request, Response, status_line
 
@@ -178,12 +179,7 @@ class HTTPConnection(asyncio.Protocol):
             self.client = (str(peer[0]), int(peer[1]))
         if transport.get_extra_info("sslcontext") is not None:
             self.scheme = "https"
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:  # pragma: no cover
-                pass
+        set_nodelay(transport)
         self._set_timer(server.limits.request_timeout, self._on_request_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -42,6 +42,14 @@ def _deferred(action: Callable[[], Any]) -> bool:
     return True
 
 
+def _act(action: Callable[[], Awaitable[None] | None]) -> Awaitable[None]:
+    """Run *action* now, or hold it (see :func:`_deferred`); awaitable either way."""
+    if _deferred(action):
+        return DONE
+    result = action()
+    return result if result is not None else DONE
+
+
 class BroadcastOperator:
     """An immutable selection of recipients plus flags; every method returns a new one."""
 
@@ -115,10 +123,7 @@ class BroadcastOperator:
             nsp.server._notify_outgoing_broadcast(nsp, event, args, opts)
             return adapter.broadcast(packet, opts)
 
-        if _deferred(send):
-            return DONE
-        result = send()
-        return result if result is not None else DONE
+        return _act(send)
 
     def send(self, *args: Any) -> Awaitable[None]:
         """Emit a ``"message"`` event."""
@@ -192,29 +197,20 @@ class BroadcastOperator:
         rooms = list(_rooms(rooms))
         adapter = self.nsp.adapter
         opts = self.opts
-        if _deferred(lambda: adapter.add_sockets(opts, rooms)):
-            return DONE
-        result = adapter.add_sockets(opts, rooms)
-        return result if result is not None else DONE
+        return _act(lambda: adapter.add_sockets(opts, rooms))
 
     def sockets_leave(self, rooms: str | Iterable[str]) -> Awaitable[None]:
         """Make the selected sockets leave *rooms*."""
         rooms = list(_rooms(rooms))
         adapter = self.nsp.adapter
         opts = self.opts
-        if _deferred(lambda: adapter.del_sockets(opts, rooms)):
-            return DONE
-        result = adapter.del_sockets(opts, rooms)
-        return result if result is not None else DONE
+        return _act(lambda: adapter.del_sockets(opts, rooms))
 
     def disconnect_sockets(self, close: bool = False) -> Awaitable[None]:
         """Disconnect the selected sockets."""
         adapter = self.nsp.adapter
         opts = self.opts
-        if _deferred(lambda: adapter.disconnect_sockets(opts, close)):
-            return DONE
-        result = adapter.disconnect_sockets(opts, close)
-        return result if result is not None else DONE
+        return _act(lambda: adapter.disconnect_sockets(opts, close))
 
     def __repr__(self) -> str:
         return f"<BroadcastOperator {self.nsp.name} {self.opts}>"

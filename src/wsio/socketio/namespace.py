@@ -211,9 +211,7 @@ class Namespace(_Emitter):
                         await result
             except Exception:
                 logger.exception("disconnecting handler failed")
-            self.server._persist(socket, reason)
-            self.adapter.delete_all(socket.id)
-            self.sockets.pop(socket.id, None)
+            self._forget(socket, reason)
             if disconnect is not None:
                 result = disconnect(socket, reason)
                 if inspect.isawaitable(result):
@@ -230,9 +228,7 @@ class Namespace(_Emitter):
                     disconnecting(socket, reason)
             except Exception:
                 logger.exception("disconnecting handler failed")
-            self.server._persist(socket, reason)
-            self.adapter.delete_all(socket.id)
-            self.sockets.pop(socket.id, None)
+            self._forget(socket, reason)
             if disconnect is not None:
                 try:
                     disconnect(socket, reason)
@@ -240,6 +236,13 @@ class Namespace(_Emitter):
                     logger.exception("disconnect handler failed")
             return
         runner.submit(finish)
+
+    def _forget(self, socket: Socket, reason: str) -> None:
+        """Between the two handlers: keep its state for recovery (if that applies),
+        leave every room, drop the socket from the namespace."""
+        self.server._persist(socket, reason)
+        self.adapter.delete_all(socket.id)
+        self.sockets.pop(socket.id, None)
 
 
 class ParentNamespace(Namespace):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._util import set_nodelay
 from ..http.headers import Headers
 from .connection import WebSocket
 from .deflate import DeflateOptions
@@ -206,12 +207,7 @@ class connect:
                 ping_timeout=self.ping_timeout,
                 close_timeout=self.close_timeout,
             )
-            sock = transport.get_extra_info("socket")
-            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                try:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError:  # pragma: no cover
-                    pass
+            set_nodelay(transport)
             ws.attach(transport, rest)
             return ws
 
