@@ -1583,6 +1583,30 @@ class RedisNamespaceAdapter(Adapter):
             assert self._recovery is not None
             self._recovery.session_started(socket)
 
+    async def recovery_catch_up(
+        self, socket: Any, pending: list[Awaitable[None] | None], start: Any
+    ) -> list[list[Any]]:
+        """Once the socket's room channels are subscribed, the events logged meanwhile."""
+        await super().recovery_catch_up(socket, pending, start)
+        if not self._shared_recovery() or not isinstance(start, str):
+            return []
+        assert self._recovery is not None
+        try:
+            return await self._recovery.read(start, set(socket.rooms))
+        except ClusterError as exc:
+            logger.warning("recovery catch-up of %s failed: %s", socket.id, exc)
+            return []
+
+    def offset_key(self, offset: Any) -> Any:
+        """Stream entry ids compare as (milliseconds, sequence)."""
+        if not self._shared_recovery() or not isinstance(offset, str):
+            return None
+        ms, _, seq = offset.partition("-")
+        try:
+            return (int(ms), int(seq))
+        except ValueError:
+            return None
+
     def discard_session(self, pid: str) -> None:
         """Delete the session from Redis (the socket left for good)."""
         if self._shared_recovery():

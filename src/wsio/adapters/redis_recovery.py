@@ -222,7 +222,12 @@ class SharedRecovery:
             if not isinstance(since, str):
                 return None
             start = since
-        rooms = set(session.get("rooms") or ())
+        session["missed_packets"] = await self.read(start, set(session.get("rooms") or ()))
+        return session
+
+    async def read(self, start: str, rooms: set[str]) -> list[Any]:
+        """The logged events after *start* (``"(id"`` exclusive, ``"id"`` inclusive) for *rooms*."""
+        link = self.adapter.link
         missed: list[Any] = []
         while True:
             entries = await link.command("XRANGE", self.stream, start, "+", "COUNT", "500")
@@ -243,8 +248,7 @@ class SharedRecovery:
             if len(entries) < 500:
                 break
             start = "(" + entry_id
-        session["missed_packets"] = missed
-        return session
+        return missed
 
 
 def _fields(fields: Any) -> dict[bytes, bytes]:

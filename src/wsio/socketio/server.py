@@ -8,7 +8,7 @@ import logging
 import os
 import socket as socket_module
 import ssl as ssl_module
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from .._util import new_id, spawn
@@ -260,6 +260,7 @@ class Connection:
     ) -> None:
         nsp = socket.nsp
         missed: list[list[Any]] = []
+        joins: list[Awaitable[None] | None] = []
         recovery = self.server.recovery
         if recovery is not None:
             if isinstance(pid, str):
@@ -283,7 +284,7 @@ class Connection:
                     missed = session.get("missed_packets") or []
                     rooms = [r for r in session.get("rooms") or () if r != socket.id]
                     if rooms:
-                        nsp.adapter.add_all(socket.id, rooms)
+                        joins.append(nsp.adapter.add_all(socket.id, rooms))
             if socket.pid is None:
                 socket.pid = new_id()
         if recovery is not None and not socket.recovered:
@@ -294,7 +295,19 @@ class Connection:
         if socket._state != CONNECTING or self.closed:
             return
         nsp.sockets[socket.id] = socket
-        nsp.adapter.add_all(socket.id, (socket.id,))
+        joins.append(nsp.adapter.add_all(socket.id, (socket.id,)))
+        if socket.recovered:
+            # Events logged while the session was restored and the rooms joined
+            # reach the socket neither in the replay nor live: fetch them, and
+            # drop the live copies of everything replayed.
+            last = missed[-1][-1] if missed else offset
+            start = f"({last}" if isinstance(last, str) else socket._since
+            try:
+                missed += await nsp.adapter.recovery_catch_up(socket, joins, start)
+            except Exception:
+                logger.exception("recovery catch-up of %s failed", socket.id)
+            if missed:
+                socket._replayed_key = nsp.adapter.offset_key(missed[-1][-1])
         token = connecting_socket.set(socket)
         refusal: dict[str, Any] | None = None
         try:
@@ -342,6 +355,12 @@ class Connection:
         held, socket._held = socket._held, None
         for item, volatile in held or ():
             if isinstance(item, Encoded):
+                if (
+                    socket._replayed_key is not None
+                    and item.offset is not None
+                    and socket.replayed(item)
+                ):
+                    continue  # already in the replay
                 self.write_encoded(item, volatile)
             elif callable(item):
                 # A broadcast (or room change) the connect handler made.

@@ -112,6 +112,7 @@ class Socket:
         "_acks",
         "_deferred",
         "_held",
+        "_replayed_key",
         "_runner",
         "_since",
         "_state",
@@ -142,6 +143,7 @@ class Socket:
         ) = []
         self._deferred: list[Callable[[], Any]] | None = []
         self._runner: SerialRunner | None = None
+        self._replayed_key: Any = None  # recovery: the last offset replayed, comparable
         self._since: Any = None  # recovery: log position when the socket started receiving
 
     def __repr__(self) -> str:
@@ -185,12 +187,19 @@ class Socket:
         self, encoded: Encoded, volatile: bool = False, packet: Packet | None = None
     ) -> bool:
         """Write a packet encoded once for many (held while connecting)."""
+        if self._replayed_key is not None and encoded.offset is not None and self.replayed(encoded):
+            return True
         state = self._state
         if state == CONNECTED:
             return self.conn.write_encoded(encoded, volatile)
         if state == CONNECTING and self._held is not None:
             self._held.append((encoded, volatile))
         return True
+
+    def replayed(self, encoded: Encoded) -> bool:
+        """Whether a logged event was already sent as part of the recovery replay."""
+        key = self.nsp.adapter.offset_key(encoded.offset)
+        return key is not None and key <= self._replayed_key
 
     def _write_messages(self, messages: Sequence[str | bytes]) -> bool:
         state = self._state
