@@ -507,3 +507,60 @@ def test_missing_redis_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
 def test_bad_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="mode"):
         RedisAdapter(mode="pattern")
+
+
+async def test_recovery_loses_nothing_logged_while_the_session_is_restored(
+    redis_server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events logged between the replay's read and the room subscription are caught up, once."""
+    from wsio.adapters.redis_recovery import SharedRecovery
+
+    url = f"redis://127.0.0.1:{redis_server}"
+    recovery = wsio.RecoveryOptions(max_disconnection_duration=10)
+    ticker = wsio.Server(adapter=RedisAdapter(url), connection_state_recovery=recovery)
+    node = wsio.Server(adapter=RedisAdapter(url), connection_state_recovery=recovery)
+
+    @node.on("connect")
+    async def connect(socket: wsio.Socket, auth: Any) -> None:
+        if not socket.recovered:
+            await socket.join("r")
+
+    await ticker.start("127.0.0.1", 0)
+    port = (await node.start("127.0.0.1", 0)).port
+    client = wsio.Client(
+        f"http://127.0.0.1:{port}", transports=["websocket"], reconnection_delay=0.05
+    )
+    ticks: list[int] = []
+    client.on("tick", ticks.append)
+    running = True
+
+    async def tick() -> None:
+        i = 0
+        while running:
+            await ticker.to("r").emit("tick", i)
+            i += 1
+            await asyncio.sleep(0.005)
+
+    original_read = SharedRecovery.read
+
+    async def slow_read(self: SharedRecovery, start: str, rooms: set[str]) -> list[Any]:
+        result = await original_read(self, start, rooms)
+        await asyncio.sleep(0.1)  # ticks keep being logged meanwhile
+        return result
+
+    task = asyncio.ensure_future(tick())
+    try:
+        await client.connect()
+        await until(lambda: len(ticks) > 10)
+        monkeypatch.setattr(SharedRecovery, "read", slow_read)
+        await client.manager.engine.close()  # a transport close: the client recovers
+        await until(lambda: client.connected and client.recovered, timeout=10)
+        count = len(ticks)
+        await until(lambda: len(ticks) > count + 30)
+    finally:
+        running = False
+        await task
+        await client.disconnect()
+        await ticker.shutdown()
+        await node.shutdown()
+    assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), "every tick once, in order"
