@@ -5,7 +5,7 @@
 #   scripts/setup.sh --no-apt   only the venv and the npm packages (what `wsio demo` needs)
 #
 # Idempotent and quick when everything is present:
-#   * Debian packages chromium, nginx, redis-server (plus node/npm and gcc when
+#   * Debian packages chromium, nginx, redis-server, haproxy (plus node/npm and gcc when
 #     missing); apt-get update runs once, only when something has to be installed,
 #     and no package service is started.
 #   * the virtualenv .venv in the repository root with `pip install -e '.[test,bench]'`,
@@ -35,7 +35,7 @@ installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install 
 
 missing=()
 if ((WANT_APT)); then
-  for pkg in chromium nginx redis-server; do
+  for pkg in chromium nginx redis-server haproxy; do
     installed "$pkg" || missing+=("$pkg")
   done
 fi

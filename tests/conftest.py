@@ -18,6 +18,7 @@ from support.procs import (
     SETUP_HINT,
     NginxFactory,
     free_port,
+    nginx_conf,
     require_binary,
     start,
     start_redis,
@@ -41,18 +42,7 @@ CHROMIUM_ARGS = [
     "--disable-features=LocalNetworkAccessChecks",
 ]
 
-NGINX_CONF = """\
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+NGINX_HTTP = """\
     upstream backends {{
         {balance}
 {servers}
@@ -65,9 +55,7 @@ http {{
             proxy_set_header Host $host;
             proxy_read_timeout 3600s;
         }}
-    }}
-}}
-"""
+    }}"""
 
 NGINX_WEBSOCKET = """\
             proxy_http_version 1.1;
@@ -117,15 +105,13 @@ def nginx_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxFac
         if balance and not balance.endswith(";"):
             balance += ";"
         conf = tmp / "nginx.conf"
-        conf.write_text(
-            NGINX_CONF.format(
-                tmp=tmp,
-                port=port,
-                balance=balance,
-                servers="\n".join(f"        server 127.0.0.1:{p};" for p in upstreams),
-                websocket=NGINX_WEBSOCKET if websocket else "",
-            )
+        http = NGINX_HTTP.format(
+            port=port,
+            balance=balance,
+            servers="\n".join(f"        server 127.0.0.1:{p};" for p in upstreams),
+            websocket=NGINX_WEBSOCKET if websocket else "",
         )
+        conf.write_text(nginx_conf(tmp, http))
         base = [binary, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")]
         check = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True, check=False)
         if check.returncode != 0:

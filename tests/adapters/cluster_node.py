@@ -1,6 +1,7 @@
 """One wsio node of a Redis-backed cluster, run as a subprocess by the cluster tests.
 
     python cluster_node.py --port P --redis URL --tag NAME [--mode sharded|classic]
+                           [--cookie NAME]
 
 Every client joins the room ``chat`` and receives ``welcome`` ({tag, id}).
 Events: ``say``(text) broadcasts ``said``(text, tag) to ``chat`` and acknowledges
@@ -22,13 +23,14 @@ import wsio
 from wsio.adapters import ClusterError, RedisAdapter
 
 
-def make_server(tag: str, redis_url: str, mode: str) -> wsio.Server:
-    """The node's server with the handlers above."""
+def make_server(tag: str, redis_url: str, mode: str, cookie: str | None = None) -> wsio.Server:
+    """The node's server with the handlers above (``cookie``: set on the handshake)."""
     sio = wsio.Server(
         adapter=RedisAdapter(redis_url, mode=mode, reconnect_delay_max=0.5),
         ping_interval=1.0,
         ping_timeout=1.0,
         cors_allowed_origins="*",
+        cookie=cookie,
     )
 
     @sio.on("connect")
@@ -63,13 +65,14 @@ async def main() -> None:
     parser.add_argument("--redis", required=True)
     parser.add_argument("--tag", required=True)
     parser.add_argument("--mode", default="sharded", choices=["sharded", "classic"])
+    parser.add_argument("--cookie", default=None, help="cookie set on the handshake")
     args = parser.parse_args()
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
         format=f"%(asctime)s {args.tag} %(name)s %(levelname)s %(message)s",
     )
-    sio = make_server(args.tag, args.redis, args.mode)
+    sio = make_server(args.tag, args.redis, args.mode, args.cookie)
     await sio.start("127.0.0.1", args.port)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

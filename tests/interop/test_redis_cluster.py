@@ -1,4 +1,4 @@
-"""Clusters on a private redis-server: wsio with Node socket.io, the npm emitter, nginx.
+"""Clusters on a private redis-server: wsio with Node socket.io, the npm emitter, nginx, HAProxy.
 
 * A mixed cluster: one Node ``socket.io`` node (``redis_node.js``, with the npm
   ``@socket.io/redis-adapter``) and one wsio node serve the room ``room``
@@ -10,6 +10,10 @@
   from different loopback addresses land on different nodes and receive each
   other's broadcasts, over WebSocket and over sticky long-polling; then a node is
   killed during traffic, and Redis is restarted during traffic.
+* The nginx and HAProxy configurations of docs/deployment.md, taken from the
+  page and run with only the addresses changed, in front of the same nodes:
+  polling and upgraded clients stay on their node (HAProxy by the ``io``
+  cookie) and share a room across nodes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,14 +41,17 @@ from support.procs import (
     REPO_ROOT,
     NginxFactory,
     free_port,
+    nginx_conf,
     node_env,
     require_binary,
+    start,
     start_redis,
     stop,
     wait_listening,
 )
 from support.sio import until
 from wsio.adapters import RedisAdapter, RemoteSocket
+from wsio.http.client import CookieJar
 
 CLUSTER_NODE = REPO_ROOT / "tests" / "adapters" / "cluster_node.py"
 MODES = ["sharded", "classic"]
@@ -325,27 +333,38 @@ async def test_npm_redis_emitter_drives_wsio_nodes(redis_server: int, tmp_path: 
 
 
 class LbCluster:
-    """Redis, three wsio node processes and nginx with ``hash $remote_addr``."""
+    """Redis, three wsio node processes and a load balancer in front of them.
 
-    def __init__(self, tmp_path: Path, nginx_factory: NginxFactory) -> None:
+    *proxy* starts the load balancer for the nodes' ports and returns its port;
+    *cookie* is the cookie the nodes set on the handshake.
+    """
+
+    def __init__(
+        self, tmp_path: Path, proxy: Callable[[list[int]], int], cookie: str | None = None
+    ) -> None:
         self.tmp = tmp_path
         self.redis_port = free_port()
         self.redis = start_redis(self.redis_port, tmp_path)
         self.ports = [free_port() for _ in range(3)]
         self.tags = ["n0", "n1", "n2"]
         self.nodes: dict[str, subprocess.Popen[Any]] = {}
-        for tag, port in zip(self.tags, self.ports):
-            with (tmp_path / f"{tag}.log").open("wb") as log:
-                self.nodes[tag] = subprocess.Popen(
-                    [sys.executable, str(CLUSTER_NODE), "--port", str(port),
-                     "--redis", f"redis://127.0.0.1:{self.redis_port}", "--tag", tag],
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                    start_new_session=True,
-                )  # fmt: skip
-        for tag, port in zip(self.tags, self.ports):
-            wait_listening(port, self.nodes[tag], timeout=15)
-        self.port = nginx_factory(self.ports, balance="hash $remote_addr")
+        try:
+            for tag, port in zip(self.tags, self.ports):
+                with (tmp_path / f"{tag}.log").open("wb") as log:
+                    self.nodes[tag] = subprocess.Popen(
+                        [sys.executable, str(CLUSTER_NODE), "--port", str(port),
+                         "--redis", f"redis://127.0.0.1:{self.redis_port}", "--tag", tag,
+                         *(["--cookie", cookie] if cookie else [])],
+                        stdout=subprocess.DEVNULL,
+                        stderr=log,
+                        start_new_session=True,
+                    )  # fmt: skip
+            for tag, port in zip(self.tags, self.ports):
+                wait_listening(port, self.nodes[tag], timeout=15)
+            self.port = proxy(self.ports)
+        except BaseException:
+            self.close()
+            raise
 
     def log(self, tag: str) -> str:
         return (self.tmp / f"{tag}.log").read_text()
@@ -363,7 +382,7 @@ class LbCluster:
 
 @pytest.fixture
 def lb_cluster(tmp_path: Path, nginx_factory: NginxFactory) -> Iterator[LbCluster]:
-    cluster = LbCluster(tmp_path, nginx_factory)
+    cluster = LbCluster(tmp_path, lambda ports: nginx_factory(ports, balance="hash $remote_addr"))
     try:
         yield cluster
     finally:
@@ -463,3 +482,160 @@ async def test_redis_restarted_during_traffic(lb_cluster: LbCluster, tmp_path: P
             log = lb_cluster.log(tag)
             assert "Redis connection lost" in log
             assert "Redis connection restored after" in log
+
+
+# -- the load balancer configurations of docs/deployment.md, as documented ----------------
+
+DEPLOYMENT_DOC = REPO_ROOT / "docs" / "deployment.md"
+DOC_UPSTREAM = re.compile(r"10\.0\.0\.\d+:8000")
+
+
+def documented_block(section: str, lang: str) -> str:
+    """The first ``lang`` code block of the ``## section`` of docs/deployment.md."""
+    text = DEPLOYMENT_DOC.read_text()
+    start = text.index(f"\n## {section}\n")
+    end = text.find("\n## ", start + 1)
+    match = re.compile(rf"```{lang}\n(.*?)```", re.S).search(text, start, end)
+    assert match is not None, f"no {lang} block under '## {section}' in {DEPLOYMENT_DOC.name}"
+    return match[1]
+
+
+def on_loopback(conf: str, ports: list[int], listen: tuple[str, str], port: int) -> str:
+    """*conf* with its example upstreams replaced by *ports* and its listener by *port*."""
+    found = DOC_UPSTREAM.findall(conf)
+    assert len(found) == len(ports), f"expected {len(ports)} upstreams in the doc, got {found}"
+    it = iter(ports)
+    conf = DOC_UPSTREAM.sub(lambda _: f"127.0.0.1:{next(it)}", conf)
+    old, new = listen
+    assert conf.count(old) == 1, f"expected one {old!r} in the doc's configuration"
+    return conf.replace(old, new.format(port=port))
+
+
+HAPROXY_MAIN = """\
+global
+    maxconn 512
+
+defaults
+    timeout connect 2s
+
+{body}
+"""
+
+
+class DocumentedProxy:
+    """nginx or HAProxy run with the configuration docs/deployment.md shows."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[Any]] = []
+
+    def nginx(self, ports: list[int]) -> int:
+        binary = require_binary("nginx")
+        port = free_port()
+        body = on_loopback(
+            documented_block("nginx", "nginx"),
+            ports,
+            ("listen 80;", "listen 127.0.0.1:{port};"),
+            port,
+        )
+        conf = self.tmp / "nginx.conf"
+        conf.write_text(nginx_conf(self.tmp, body))
+        base = [binary, "-p", str(self.tmp), "-c", str(conf), "-e", str(self.tmp / "error.log")]
+        check = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True, check=False)
+        assert check.returncode == 0, f"nginx rejects the documented config:\n{check.stderr}"
+        with (self.tmp / "nginx.err").open("wb") as err:
+            self.procs.append(start([*base, "-g", "daemon off;"], port, stderr=err))
+        return port
+
+    def haproxy(self, ports: list[int]) -> int:
+        binary = require_binary("haproxy")
+        port = free_port()
+        body = on_loopback(
+            documented_block("HAProxy", "text"), ports, ("bind :80", "bind 127.0.0.1:{port}"), port
+        )
+        conf = self.tmp / "haproxy.cfg"
+        conf.write_text(HAPROXY_MAIN.format(body=body))
+        check = subprocess.run(
+            [binary, "-c", "-q", "-f", str(conf)], capture_output=True, text=True, check=False
+        )
+        assert check.returncode == 0, f"HAProxy rejects the documented config:\n{check.stderr}"
+        with (self.tmp / "haproxy.err").open("wb") as err:
+            self.procs.append(start([binary, "-db", "-f", str(conf)], port, stderr=err))
+        return port
+
+    def close(self) -> None:
+        for proc in self.procs:
+            stop(proc)
+
+
+@pytest.fixture
+def documented_proxy(tmp_path: Path) -> Iterator[DocumentedProxy]:
+    proxy = DocumentedProxy(tmp_path)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("transports", ["polling", "polling,websocket"])
+async def test_documented_nginx_config(
+    documented_proxy: DocumentedProxy, tmp_path: Path, transports: str
+) -> None:
+    """The nginx block of docs/deployment.md, verbatim but for addresses, in front of 3 nodes."""
+    cluster = LbCluster(tmp_path, documented_proxy.nginx)
+    try:
+        url = f"http://127.0.0.1:{cluster.port}"
+        async with node_script(
+            "redis_lb_clients.js", url, CLIENTS, transports, tmp_path=tmp_path
+        ) as c:
+            tags = (await c.command("connected"))["tags"]
+            assert len(set(tags)) >= 2, tags  # the clients' addresses hash to several nodes
+            results = (await c.command("round", name="doc"))["results"]
+            check_round(results, "doc")
+            final = "websocket" if "websocket" in transports else "polling"
+            assert {r["transport"] for r in results} == {final}
+    finally:
+        cluster.close()
+
+
+@pytest.mark.parametrize("transports", [["polling"], ["polling", "websocket"]])
+async def test_documented_haproxy_config(
+    documented_proxy: DocumentedProxy, tmp_path: Path, transports: list[str]
+) -> None:
+    """The HAProxy block of docs/deployment.md: sticky by the ``io`` cookie, ``leastconn``.
+
+    Without the cookie stickiness, ``leastconn`` would send a session's
+    polling requests to nodes that do not know it.
+    """
+    cluster = LbCluster(tmp_path, documented_proxy.haproxy, cookie="io")
+    clients: list[wsio.Client] = []
+    try:
+        url = f"http://127.0.0.1:{cluster.port}"
+        said: list[list[str]] = []
+        jars: list[CookieJar] = []
+        for _ in range(6):
+            jars.append(CookieJar())
+            client = wsio.Client(
+                url, transports=transports, reconnection=False, timeout=10, cookie_jar=jars[-1]
+            )
+            texts: list[str] = []
+            client.on("said", lambda text, tag, texts=texts: texts.append(text))
+            said.append(texts)
+            await client.connect()
+            clients.append(client)
+        tags = [await c.call("whoami", timeout=10) for c in clients]
+        assert len(set(tags)) >= 2, tags  # leastconn spreads the sessions
+        for _ in range(5):  # every request of a session reaches its node
+            assert [await c.call("whoami", timeout=10) for c in clients] == tags
+        for jar in jars:  # HAProxy prefixed the node's name to wsio's cookie
+            cookie = jar.header_for(url + "/socket.io/")
+            assert re.fullmatch(r"io=n\d~[\w-]+", cookie or ""), cookie
+        for i, c in enumerate(clients):
+            assert await c.call("say", f"t{i}", timeout=10) == tags[i]
+        expected = sorted(f"t{i}" for i in range(len(clients)))
+        await until(lambda: all(sorted(texts) == expected for texts in said), timeout=10)
+        assert {c.transport for c in clients} == {transports[-1]}
+    finally:
+        for c in clients:
+            await c.disconnect()
+        cluster.close()

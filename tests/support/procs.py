@@ -115,6 +115,29 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 5.0) -> int:
     return proc.returncode
 
 
+NGINX_MAIN = """\
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {tmp}/access.log;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+{http}
+}}
+"""
+
+
+def nginx_conf(directory: str | os.PathLike[str], http: str) -> str:
+    """A complete nginx.conf for a private nginx: *http* is the ``http`` block's body;
+    pid file, logs and temporary files go to *directory*."""
+    return NGINX_MAIN.format(tmp=directory, http=http)
+
+
 def start_redis(port: int, directory: str | os.PathLike[str]) -> subprocess.Popen[Any]:
     """Start a private redis-server on ``127.0.0.1:port``, without persistence.
 
