@@ -316,6 +316,41 @@ async def test_dynamic_namespaces(serve: Any, clients: Any) -> None:
     await c.nothing(0.1)
 
 
+def test_new_namespace_hook_sees_static_namespaces_too() -> None:
+    """As Node's ``new_namespace``: namespaces made by ``of()`` after the hook, not "/"."""
+    sio = wsio.Server()
+    sio.of("/before")
+    created: list[str] = []
+    later: list[str] = []
+    sio.on("new_namespace", lambda nsp: created.append(nsp.name))
+
+    @sio.on("new_namespace")
+    async def hook(nsp: wsio.Namespace) -> None:
+        later.append(nsp.name)
+
+    sio.of("/admin")
+    sio.of("/admin")  # exists: no second call
+    sio.of("/")
+    sio.of(re.compile(r"^/x-\d+$"))  # a parent is not a namespace clients join
+    assert created == ["/admin"]
+    assert later == []  # no event loop yet: the coroutine waits for the server to start
+
+    async def main() -> None:
+        http = await sio.start("127.0.0.1", 0)
+        assert http.port
+        try:
+            await asyncio.sleep(0.05)
+            assert later == ["/admin"]
+            sio.of("/chat")
+            await asyncio.sleep(0.05)
+            assert created == ["/admin", "/chat"]
+            assert later == ["/admin", "/chat"]
+        finally:
+            await sio.shutdown()
+
+    asyncio.run(main())
+
+
 async def test_refused_connection(serve: Any, clients: Any) -> None:
     sio = wsio.Server()
     events: list[Any] = []

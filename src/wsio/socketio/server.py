@@ -509,6 +509,7 @@ class Server(_Emitter):
         self.namespaces: dict[str, Namespace] = {}
         self.parents: list[ParentNamespace] = []
         self._new_namespace_handlers: list[Handler] = []
+        self._pending_hooks: list[Awaitable[Any]] = []
         self._outgoing: list[Handler] = []
         self._shutting_down = False
         self._recovery_store: Any = None
@@ -585,6 +586,7 @@ class Server(_Emitter):
             nsp = self.namespaces.get(name)
             if nsp is None:
                 nsp = self.namespaces[name] = Namespace(self, name)
+                self._announce_namespace(nsp)
             return nsp
         parent = ParentNamespace(self, name)
         self.parents.append(parent)
@@ -599,15 +601,26 @@ class Server(_Emitter):
                 child = Namespace(self, name, parent)
                 self.namespaces[name] = child
                 parent.children[name] = child
-                for handler in self._new_namespace_handlers:
-                    try:
-                        result = handler(child)
-                        if inspect.isawaitable(result):
-                            spawn(result)
-                    except Exception:
-                        logger.exception("new_namespace handler failed")
+                self._announce_namespace(child)
                 return child
         return None
+
+    def _announce_namespace(self, nsp: Namespace) -> None:
+        """Run the ``new_namespace`` hooks for *nsp*; coroutines of hooks that ran
+        before the event loop did start with the server."""
+        for handler in self._new_namespace_handlers:
+            try:
+                result = handler(nsp)
+            except Exception:
+                logger.exception("new_namespace handler failed")
+                continue
+            if inspect.isawaitable(result):
+                try:
+                    asyncio.get_running_loop()
+                except RuntimeError:
+                    self._pending_hooks.append(result)
+                else:
+                    spawn(result)
 
     # -- handlers (main namespace) ------------------------------------------------------------
 
@@ -615,7 +628,8 @@ class Server(_Emitter):
         """Register a handler on the main namespace (``@sio.on("chat")``).
 
         ``"new_namespace"`` registers a server-level hook called with each
-        namespace created dynamically.
+        namespace created afterwards, by :meth:`of` or when a client joins a
+        dynamic one (as Node's ``new_namespace``; not for ``"/"``).
         """
         if event == "new_namespace":
 
@@ -798,6 +812,9 @@ class Server(_Emitter):
 
     async def _adapters_ready(self) -> None:
         """Let networked adapters connect before clients come (an adapter's optional ``ready()``)."""
+        hooks, self._pending_hooks = self._pending_hooks, []
+        for hook in hooks:
+            spawn(hook)
         for nsp in list(self.namespaces.values()):
             ready = getattr(nsp.adapter, "ready", None)
             if ready is not None:
