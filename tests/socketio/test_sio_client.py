@@ -954,3 +954,37 @@ def test_simple_client_refused(threaded_server: WsioPeer) -> None:
     finally:
         client.disconnect()
     assert _client_threads() == []
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_unordered_client_handler_runs_while_a_call_waits(
+    clients: Any, ordered: bool
+) -> None:
+    """A client handler awaits ``call("x")``; the server's "x" needs the client's "b" first."""
+    sio = wsio.Server()
+
+    @sio.on("x")
+    async def x(socket: wsio.Socket) -> Any:
+        return "x+" + await socket.call("b", timeout=1)
+
+    http = await sio.start("127.0.0.1", 0)
+    try:
+        client = clients(f"http://127.0.0.1:{http.port}", transports=["websocket"])
+
+        @client.on("a")
+        async def a() -> Any:
+            return await client.call("x", timeout=3)
+
+        client.on("b", lambda: "B", ordered=ordered)
+        await client.connect()
+        (socket,) = sio.sockets.values()
+        if ordered:
+            # "b" waits behind "a", which waits for "x", which waits for "b": the
+            # server's call times out, "x" fails and acknowledges with nothing.
+            started = time.monotonic()
+            assert await socket.call("a", timeout=3) is None
+            assert time.monotonic() - started >= 1
+        else:
+            assert await socket.call("a", timeout=3) == "x+B"
+    finally:
+        await sio.shutdown()

@@ -591,6 +591,46 @@ async def test_call_from_a_handler_on_its_own_socket(serve: Any, clients: Any) -
     assert order == [("answered", "because"), "next"]
 
 
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_unordered_handler_runs_while_a_call_waits(
+    serve: Any, clients: Any, ordered: bool
+) -> None:
+    """The client needs a server handler before it can answer a call: ``ordered=False``."""
+    sio = wsio.Server()
+    running: list[int] = []
+
+    @sio.on("ask")
+    async def ask(socket: wsio.Socket) -> Any:
+        return await socket.call("question", timeout=1)
+
+    @sio.on("lookup", ordered=ordered)
+    async def lookup(socket: wsio.Socket, key: str) -> str:
+        running.append(socket._unordered)
+        await asyncio.sleep(0.01)
+        return key.upper()
+
+    port = await serve(sio)
+    c = await clients(port)
+    await c.join()
+    await c.send('21["ask"]')
+    m = await c.recv()
+    found = re.fullmatch(r'2(\d+)\["question"\]', m)
+    assert found, m
+    # To answer, the client first needs "lookup", sent while "ask" still waits.
+    await c.send('22["lookup","k"]')
+    if ordered:
+        # In order, "lookup" waits for "ask", which waits for the answer: the call times out.
+        assert await c.recv() == "31[]"
+        assert await c.recv() == '32["K"]'
+        assert running == [0]
+        return
+    assert await c.recv() == '32["K"]'
+    assert running == [1]
+    await c.send("3" + found.group(1) + '["K!"]')
+    assert await c.recv() == '31["K!"]'
+    assert sio.sockets and all(s._unordered == 0 for s in sio.sockets.values())
+
+
 async def test_calls(serve: Any, clients: Any) -> None:
     sio = wsio.Server()
     results: list[Any] = []

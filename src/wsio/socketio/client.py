@@ -193,16 +193,25 @@ class _Handlers:
     def _check_event(self, event: Any) -> None:
         pass
 
-    def on(self, event: str | int | float, handler: Callable[..., Any] | None = None) -> Any:
+    def on(
+        self,
+        event: str | int | float,
+        handler: Callable[..., Any] | None = None,
+        *,
+        ordered: bool = True,
+    ) -> Any:
         """Register the handler of *event* (one per event); usable as a decorator.
 
         ``"*"`` registers the catch-all, called as ``handler(event, *args)``
-        for events that have no handler of their own.
+        for events that have no handler of their own. Events reach their
+        handlers one at a time, in arrival order; ``ordered=False`` starts
+        this event's handler as soon as it arrives (for an event the server
+        sends while a handler awaits a ``call()`` whose answer needs it).
         """
         self._check_event(event)
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self._handlers[event] = Handler(fn)
+            self._handlers[event] = Handler(fn, ordered)
             return fn
 
         return register(handler) if handler is not None else register
@@ -1227,8 +1236,15 @@ class Client(_Handlers):
             handler = self._handlers.get("*")
             catch_all = handler is not None
         runner = self._runner
+        if handler is not None and not handler.ordered and (handler.is_async or self._any_async):
+            spawn(self._run_event(handler, catch_all, args, ack_id))
+            return
         if (
-            (runner is None or runner._task is None)
+            (
+                runner is None
+                or runner._task is None
+                or (handler is not None and not handler.ordered)
+            )
             and (handler is None or not handler.is_async)
             and not self._any_async
         ):

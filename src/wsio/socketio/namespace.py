@@ -24,12 +24,14 @@ NamespaceMatcher = re.Pattern[str] | Callable[[str], bool]
 
 
 class Handler:
-    """A registered handler: the function, whether it is async, how many arguments it takes."""
+    """A registered handler: the function, whether it is async, how many arguments it
+    takes, and whether it waits its turn behind the events that came before it."""
 
-    __slots__ = ("fn", "is_async", "max_args")
+    __slots__ = ("fn", "is_async", "max_args", "ordered")
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], ordered: bool = True) -> None:
         self.fn = fn
+        self.ordered = ordered
         self.is_async = is_async_callable(fn)
         self.max_args: int | None = None
         try:
@@ -144,17 +146,30 @@ class Namespace(_Emitter):
 
     # -- registration ---------------------------------------------------------------
 
-    def on(self, event: str | int | float, handler: Callable[..., Any] | None = None) -> Any:
+    def on(
+        self,
+        event: str | int | float,
+        handler: Callable[..., Any] | None = None,
+        *,
+        ordered: bool = True,
+    ) -> Any:
         """Register the handler of *event* (``@nsp.on("chat")``).
 
         Reserved: ``"connect"`` (socket, auth), ``"disconnect"`` and
         ``"disconnecting"`` (socket, reason); ``"*"`` handles events that have
         no handler of their own (socket, event, *args). Other handlers get
         (socket, *args) and their return value is the acknowledgement.
+
+        A socket's events reach their handlers one at a time, in arrival
+        order. ``ordered=False`` lets this event's handler start as soon as
+        the event arrives, next to one still running: for an event a client
+        sends while a handler of the same socket awaits ``socket.call()``
+        whose answer needs it (otherwise the call can only time out).
         """
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.handlers["connect" if event == "connection" else event] = Handler(fn)
+            name = "connect" if event == "connection" else event
+            self.handlers[name] = Handler(fn, ordered)
             return fn
 
         return register(handler) if handler is not None else register

@@ -134,6 +134,9 @@ class Connection:
         listeners = nsp.all_any_listeners()
         ack_id = packet.id
         runner = socket._runner
+        if handler is not None and not handler.ordered and socket._state == CONNECTED:
+            self._run_unordered(socket, event, args, handler, catch_all, listeners, ack_id)
+            return
         if (
             (runner is None or not runner.busy)
             and socket._state == CONNECTED
@@ -149,6 +152,32 @@ class Connection:
         )
         if len(runner) == MAX_PENDING_EVENTS + 1:
             # Crossing the limit (once, not for every event beyond it).
+            self._throttle(socket)
+
+    def _run_unordered(
+        self,
+        socket: Socket,
+        event: Any,
+        args: list[Any],
+        handler: Handler,
+        catch_all: bool,
+        listeners: list[Handler],
+        ack_id: int | None,
+    ) -> None:
+        """An ``ordered=False`` handler: start it now, whatever runs or waits before it."""
+        if not handler.is_async and not any(listener.is_async for listener in listeners):
+            self._run_sync(socket, event, args, handler, catch_all, listeners, ack_id)
+            return
+        socket._unordered += 1
+
+        async def run() -> None:
+            try:
+                await self._run_async(socket, event, args, handler, catch_all, listeners, ack_id)
+            finally:
+                socket._unordered -= 1
+
+        spawn(run())
+        if socket._unordered == MAX_PENDING_EVENTS + 1:
             self._throttle(socket)
 
     def _run_sync(
@@ -212,7 +241,7 @@ class Connection:
         def check() -> None:
             if self.closed:
                 return
-            if len(runner) <= MAX_PENDING_EVENTS // 2:
+            if len(runner) + socket._unordered <= MAX_PENDING_EVENTS // 2:
                 ws.resume_reading()
             else:
                 self.session.loop.call_later(0.005, check)
@@ -624,8 +653,15 @@ class Server(_Emitter):
 
     # -- handlers (main namespace) ------------------------------------------------------------
 
-    def on(self, event: str | int | float, handler: Callable[..., Any] | None = None) -> Any:
-        """Register a handler on the main namespace (``@sio.on("chat")``).
+    def on(
+        self,
+        event: str | int | float,
+        handler: Callable[..., Any] | None = None,
+        *,
+        ordered: bool = True,
+    ) -> Any:
+        """Register a handler on the main namespace (``@sio.on("chat")``); see
+        :meth:`Namespace.on` for ``ordered``.
 
         ``"new_namespace"`` registers a server-level hook called with each
         namespace created afterwards, by :meth:`of` or when a client joins a
@@ -638,7 +674,7 @@ class Server(_Emitter):
                 return fn
 
             return register(handler) if handler is not None else register
-        return self.namespaces["/"].on(event, handler)
+        return self.namespaces["/"].on(event, handler, ordered=ordered)
 
     def event(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Register *fn* under its own name on the main namespace."""

@@ -116,6 +116,7 @@ class Socket:
         "_runner",
         "_since",
         "_state",
+        "_unordered",
         "conn",
         "data",
         "handshake",
@@ -143,6 +144,7 @@ class Socket:
         ) = []
         self._deferred: list[Callable[[], Any]] | None = []
         self._runner: SerialRunner | None = None
+        self._unordered = 0  # ordered=False handlers running
         self._replayed_key: Any = None  # recovery: the last offset replayed, comparable
         self._since: Any = None  # recovery: log position when the socket started receiving
 
