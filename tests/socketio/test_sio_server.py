@@ -24,6 +24,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 import wsio
+from support.sio import until
 
 TIMEOUT = 3.0
 
@@ -1309,6 +1310,41 @@ async def test_malformed_first_packet_and_msgpack(serve: Any, clients: Any) -> N
         rec.items.clear()
 
 
+async def test_unordered_handlers_are_bounded_too(serve: Any, clients: Any) -> None:
+    """A flood of events whose ``ordered=False`` handlers wait: reading pauses, then resumes."""
+    from wsio.socketio.server import MAX_PENDING_EVENTS
+
+    sio = wsio.Server()
+    release = asyncio.Event()
+    running = 0
+    peak = 0
+    done = 0
+
+    @sio.on("wait", ordered=False)
+    async def wait(socket: wsio.Socket, i: int, pad: str) -> None:
+        nonlocal running, peak, done
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+        done += 1
+
+    port = await serve(sio)
+    c = await clients(port)
+    await c.join()
+    total = 3 * MAX_PENDING_EVENTS
+    pad = "x" * 2000
+    for i in range(total):
+        await c.ws.send("42" + json.dumps(["wait", i, pad]))
+    await asyncio.sleep(0.5)
+    # Reading paused once MAX_PENDING_EVENTS handlers ran (plus what one read held).
+    assert MAX_PENDING_EVENTS < peak < total - MAX_PENDING_EVENTS // 2, peak
+    release.set()
+    await until(lambda: done == total, timeout=10)
+    await c.send('299["nothing"]')
+    assert await c.recv(5) == "399[]"
+
+
 async def test_flood_does_not_starve_the_others(serve: Any, clients: Any) -> None:
     sio = wsio.Server()
     handled = 0
@@ -1512,6 +1548,7 @@ async def test_disconnect_is_not_blocked_by_a_pending_handler(serve: Any, client
 RUN_SCRIPT = """
 import sys
 import wsio
+from support.sio import until
 
 sio = wsio.Server()
 
