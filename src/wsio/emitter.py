@@ -21,15 +21,21 @@ Every method queues its message at once and returns an awaitable that
 completes when the message is written to Redis, or raises
 :class:`wsio.adapters.ClusterError` if it could not be. Messages are written
 in order, batched in pipelines. Acknowledgements are not available: an
-emitter is not a node and receives nothing.
+emitter is not a node and receives nothing. With
+``connection_state_recovery``, broadcasts are logged for recovery first, as a
+node logs its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Generator, Iterable
-from typing import Any
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator, Iterable
+from typing import Any, NamedTuple
 
+from ._util import spawn
 from .adapters.redis import (
     EMITTER_UID,
     MODES,
@@ -45,8 +51,11 @@ from .adapters.redis import (
 )
 from .socketio.adapter import BroadcastOptions
 from .socketio.packets import RESERVED_EVENTS
+from .socketio.recovery import RecoveryOptions
 
 __all__ = ["Emitter", "EmitterOperator"]
+
+logger = logging.getLogger("wsio.emitter")
 
 
 class _Written:
@@ -64,31 +73,122 @@ class _Written:
             raise ClusterError(f"could not publish to Redis at {self._url}")
 
 
-class _Connection:
-    """The redis-py client and publisher shared by an emitter and its ``of()`` siblings."""
+class _Logged(NamedTuple):
+    """A broadcast to append to a namespace's recovery log before it is published."""
 
-    def __init__(self, url: str, mode: str, key_prefix: str, connect_timeout: float) -> None:
+    stream: str
+    data: list[Any]
+    opts: BroadcastOptions
+    payload: Callable[[str | None], str | bytes]
+    """The message to publish, given the log entry's id (None: not logged)."""
+
+
+_Item = tuple[str, "str | bytes | _Logged", "asyncio.Future[bool]"]
+
+
+class _Connection:
+    """The redis-py client and publisher shared by an emitter and its ``of()`` siblings.
+
+    With a recovery window, messages pass through one ordered queue: the
+    broadcasts that recovery replays are appended to their namespace's log in
+    Redis first (one pipeline per batch), then everything is published in
+    the order it was emitted.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        mode: str,
+        key_prefix: str,
+        connect_timeout: float,
+        recovery_window: float | None = None,
+    ) -> None:
         self.url = url
         self.sharded = mode == "sharded"
         self.key_prefix = key_prefix
         self.connect_timeout = connect_timeout
+        self.recovery_window = recovery_window
         self.codec = Codec()
         self.client: Any = None
         self.publisher: Publisher | None = None
+        self._queue: deque[_Item] = deque()
+        self._task: asyncio.Task[None] | None = None
 
-    def publish(self, channel: str, payload: str | bytes) -> Awaitable[None]:
+    def _publisher(self) -> Publisher:
         if self.publisher is None:
             self.client = make_client(self.url, self.connect_timeout)
             self.publisher = Publisher(self.client, "SPUBLISH" if self.sharded else "PUBLISH")
-        return _Written(self.publisher.publish(channel, payload), self.url)
+        return self.publisher
+
+    def publish(self, channel: str, payload: str | bytes | _Logged) -> Awaitable[None]:
+        if self.recovery_window is None:
+            assert not isinstance(payload, _Logged)
+            return _Written(self._publisher().publish(channel, payload), self.url)
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((channel, payload, fut))
+        if self._task is None:
+            self._task = spawn(self._drain())
+        return _Written(fut, self.url)
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        try:
+            while queue:
+                batch = [queue.popleft() for _ in range(min(len(queue), 256))]
+                offsets = await self._append([item for _, item, _ in batch])
+                publisher = self._publisher()
+                for (channel, item, fut), offset in zip(batch, offsets):
+                    payload = item.payload(offset) if isinstance(item, _Logged) else item
+                    _chain(publisher.publish(channel, payload), fut)
+        finally:
+            self._task = None
+
+    async def _append(self, items: list[str | bytes | _Logged]) -> list[str | None]:
+        """Log the batch's broadcasts; their entry ids (None for the rest, or on failure)."""
+        logged = [(i, item) for i, item in enumerate(items) if isinstance(item, _Logged)]
+        offsets: list[str | None] = [None] * len(items)
+        if not logged:
+            return offsets
+        import msgpack
+
+        assert self.recovery_window is not None
+        pack = msgpack.Packer(use_bin_type=True).pack
+        min_id = str(max(int((time.time() - self.recovery_window) * 1000), 0))
+        try:
+            self._publisher()
+            pipe = self.client.pipeline(transaction=False)
+            for _, item in logged:
+                fields = {"d": pack(item.data), "o": pack(item.opts.to_dict())}
+                pipe.xadd(item.stream, fields, minid=min_id, approximate=True)
+            for stream in {item.stream for _, item in logged}:
+                pipe.expire(stream, int(self.recovery_window) + 60)
+            ids = await pipe.execute()
+        except Exception as exc:
+            logger.warning("recovery log unavailable (%s): events go out without an offset", exc)
+            return offsets
+        for (i, _), entry in zip(logged, ids):
+            offsets[i] = entry.decode() if isinstance(entry, bytes) else str(entry)
+        return offsets
 
     async def close(self) -> None:
+        while self._task is not None:
+            await asyncio.shield(self._task)
         if self.publisher is not None:
             await self.publisher.drain()
         if self.client is not None:
             await self.client.aclose()
         self.client = None
         self.publisher = None
+
+
+def _chain(source: asyncio.Future[bool], target: asyncio.Future[bool]) -> None:
+    """Complete *target* with *source*'s result."""
+
+    def done(f: asyncio.Future[bool]) -> None:
+        if not target.done():
+            target.set_result(bool(not f.cancelled() and f.exception() is None and f.result()))
+
+    source.add_done_callback(done)
 
 
 class EmitterOperator:
@@ -147,20 +247,24 @@ class EmitterOperator:
             raise ValueError(f"{event!r} is a reserved event name")
         conn = self._conn
         opts = self.opts
-        packet = wire_packet(self.nsp, [event, *args])
+        data = [event, *args]
         channel = self._channel()
         single = next(iter(opts.rooms)) if len(opts.rooms) == 1 else None
-        if conn.sharded:
-            payload = self._cluster(
-                MessageType.BROADCAST, {"packet": packet, "opts": wire_opts(opts)}
-            )
-            if single is not None and not looks_like_socket_id(single):
-                channel += f"{single}#"
-        else:
-            payload = conn.codec.pack([EMITTER_UID, packet, wire_opts(opts)])
-            if single is not None:
-                channel += f"{single}#"
-        return conn.publish(channel, payload)
+        if single is not None and (not conn.sharded or not looks_like_socket_id(single)):
+            channel += f"{single}#"
+
+        def payload(offset: str | None = None) -> str | bytes:
+            packet = wire_packet(self.nsp, data if offset is None else [*data, offset])
+            if conn.sharded:
+                return self._cluster(
+                    MessageType.BROADCAST, {"packet": packet, "opts": wire_opts(opts)}
+                )
+            return conn.codec.pack([EMITTER_UID, packet, wire_opts(opts)])
+
+        if conn.recovery_window is not None and not opts.volatile:
+            stream = f"{conn.key_prefix}#{self.nsp}#log"
+            return conn.publish(channel, _Logged(stream, data, opts, payload))
+        return conn.publish(channel, payload())
 
     def send(self, *args: Any) -> Awaitable[None]:
         """Emit a ``"message"`` event."""
@@ -215,6 +319,11 @@ class Emitter:
         key_prefix: the nodes' channel prefix.
         nsp: the namespace (``emitter.of("/admin")`` for another one).
         connect_timeout: seconds allowed to connect.
+        connection_state_recovery: the nodes' setting (``True`` or their
+            :class:`wsio.RecoveryOptions`), so that what the emitter
+            broadcasts (volatile broadcasts aside) goes into the cluster's
+            recovery log in Redis first: a client that was away when it was
+            emitted gets it on recovery. Off by default (and for npm nodes).
 
     ``to``/``in_``/``except_``/``volatile``/``compress`` select and flag,
     ``emit``/``send`` broadcast, ``sockets_join``/``sockets_leave``/
@@ -231,10 +340,15 @@ class Emitter:
         key_prefix: str = "socket.io",
         nsp: str = "/",
         connect_timeout: float = 5.0,
+        connection_state_recovery: bool | RecoveryOptions = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        self._conn = _Connection(url, mode, key_prefix, connect_timeout)
+        recovery = connection_state_recovery
+        if recovery is True:
+            recovery = RecoveryOptions()
+        window = recovery.max_disconnection_duration if recovery else None
+        self._conn = _Connection(url, mode, key_prefix, connect_timeout, window)
         self.nsp = nsp if nsp.startswith("/") else "/" + nsp
         self.mode = mode
 

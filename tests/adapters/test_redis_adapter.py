@@ -564,3 +564,46 @@ async def test_recovery_loses_nothing_logged_while_the_session_is_restored(
         await ticker.shutdown()
         await node.shutdown()
     assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), "every tick once, in order"
+
+
+@pytest.mark.parametrize("logged", [True, False], ids=["with-recovery", "without"])
+@pytest.mark.parametrize("mode", ["sharded", "classic"])
+async def test_emitter_events_are_recovered(redis_server: int, mode: str, logged: bool) -> None:
+    """An Emitter told the nodes' recovery setting logs its broadcasts: a client away gets them."""
+    url = f"redis://127.0.0.1:{redis_server}"
+    recovery = wsio.RecoveryOptions(max_disconnection_duration=10)
+    node = wsio.Server(adapter=RedisAdapter(url, mode=mode), connection_state_recovery=recovery)
+
+    @node.on("connect")
+    async def connect(socket: wsio.Socket, auth: Any) -> None:
+        if not socket.recovered:
+            await socket.join("r")
+
+    port = (await node.start("127.0.0.1", 0)).port
+    client = wsio.Client(
+        f"http://127.0.0.1:{port}",
+        transports=["websocket"],
+        reconnection_delay=0.5,
+        randomization_factor=0,
+    )
+    got: list[Any] = []
+    client.on("news", got.append)
+    emitter = wsio.Emitter(url, mode=mode, connection_state_recovery=recovery if logged else False)
+    try:
+        await client.connect()
+        await emitter.to("r").emit("news", 0)
+        await until(lambda: got == [0])
+        await client.manager.engine.close()  # a transport close: the client will recover
+        await until(lambda: not client.connected)
+        for i in (1, 2, 3):
+            await emitter.to("r").emit("news", i)
+        await emitter.to("r").volatile.emit("news", "volatile")  # never logged
+        await until(lambda: client.connected, timeout=10)
+        assert client.recovered
+        await emitter.to("r").emit("news", 4)
+        await until(lambda: got[-1] == 4)
+        assert got == ([0, 1, 2, 3, 4] if logged else [0, 4])
+    finally:
+        await emitter.close()
+        await client.disconnect()
+        await node.shutdown()
