@@ -30,7 +30,7 @@ from typing import IO, Any
 import pytest
 
 import wsio
-from support.procs import NODE_DIR, REPO_ROOT, free_port, run_node, start, stop
+from support.procs import NODE_DIR, REPO_ROOT, free_port, guarded, run_node, start, stop
 
 CLIENT_DIST = NODE_DIR / "node_modules" / "socket.io-client" / "dist"
 
@@ -196,7 +196,7 @@ class Interactive:
         self.stderr_path = cwd / f"connect-{time.monotonic_ns()}.err"
         with self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen(
-                wsio_cmd("connect", *args),
+                guarded(wsio_cmd("connect", *args)),
                 cwd=cwd,
                 env=env(),
                 stdin=subprocess.PIPE,

@@ -19,7 +19,16 @@ from typing import Any
 
 import pytest
 
-from support.procs import NODE_DIR, NginxFactory, free_port, node_env, require_binary, start, stop
+from support.procs import (
+    NODE_DIR,
+    NginxFactory,
+    free_port,
+    guarded,
+    node_env,
+    require_binary,
+    start,
+    stop,
+)
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.asyncio
@@ -95,10 +104,14 @@ class NodeClient:
 
     async def start(self, url: str, config: dict[str, Any]) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            require_binary("node"),
-            str(NODE_DIR / "no_sticky_client.js"),
-            url,
-            json.dumps(config),
+            *guarded(
+                [
+                    require_binary("node"),
+                    str(NODE_DIR / "no_sticky_client.js"),
+                    url,
+                    json.dumps(config),
+                ]
+            ),
             cwd=NODE_DIR,
             env=node_env(),
             stdout=asyncio.subprocess.PIPE,

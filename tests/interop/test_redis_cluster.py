@@ -41,6 +41,7 @@ from support.procs import (
     REPO_ROOT,
     NginxFactory,
     free_port,
+    guarded,
     nginx_conf,
     node_env,
     require_binary,
@@ -71,9 +72,7 @@ class NodeScript:
     @classmethod
     async def start(cls, script: str, *args: object, stderr: IO[bytes]) -> NodeScript:
         proc = await asyncio.create_subprocess_exec(
-            require_binary("node"),
-            str(NODE_DIR / script),
-            *map(str, args),
+            *guarded([require_binary("node"), str(NODE_DIR / script), *map(str, args)]),
             cwd=NODE_DIR,
             env=node_env(),
             stdin=asyncio.subprocess.PIPE,
@@ -352,9 +351,9 @@ class LbCluster:
             for tag, port in zip(self.tags, self.ports):
                 with (tmp_path / f"{tag}.log").open("wb") as log:
                     self.nodes[tag] = subprocess.Popen(
-                        [sys.executable, str(CLUSTER_NODE), "--port", str(port),
+                        guarded([sys.executable, str(CLUSTER_NODE), "--port", str(port),
                          "--redis", f"redis://127.0.0.1:{self.redis_port}", "--tag", tag,
-                         *(["--cookie", cookie] if cookie else [])],
+                         *(["--cookie", cookie] if cookie else [])]),
                         stdout=subprocess.DEVNULL,
                         stderr=log,
                         start_new_session=True,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support.procs import free_port, stop, wait_listening
+from support.procs import free_port, guarded, stop, wait_listening
 from support.sio import stalled_client
 from wsio.websocket import connect
 
@@ -53,7 +53,7 @@ async def test_stalled_client_is_disconnected_and_memory_stays_bounded() -> None
     port = free_port()
     limit = 512 * 1024
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "slow_server.py"), str(port), str(limit)],
+        guarded([sys.executable, str(HERE / "slow_server.py"), str(port), str(limit)]),
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,

@@ -2,6 +2,8 @@
 
 Every process is started in its own session (so in its own process group) and
 stopped by signalling that group through the PID we got back, never by name.
+Long-lived ones are started through :func:`guarded`, so that they end even if
+the test process itself is killed (SIGKILL leaves no chance to clean up).
 """
 
 from __future__ import annotations
@@ -29,6 +31,21 @@ NODE_DIR = REPO_ROOT / "tests" / "interop"
 """Directory of the Node interop scripts and their ``node_modules``."""
 
 SETUP_HINT = "run scripts/setup.sh to install the test dependencies"
+
+
+def guarded(cmd: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """*cmd* set to receive SIGTERM when the process that starts it dies.
+
+    ``setpriv --pdeathsig`` (util-linux) sets the parent-death signal and execs
+    *cmd*, which keeps the PID: stopping it by PID works as before. Start it
+    from the main thread (the signal follows the thread that forked). Where
+    ``setpriv`` is missing, *cmd* is returned as it is.
+    """
+    command = [os.fspath(part) for part in cmd]
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return command
+    return [setpriv, "--pdeathsig", "TERM", "--", *command]
 
 
 def require_binary(name: str) -> str:
@@ -89,7 +106,7 @@ def start(
     ``stderr`` as ``DEVNULL`` or a file, never an unread ``PIPE``. The process is
     stopped again if it fails to come up.
     """
-    proc = subprocess.Popen(list(cmd), start_new_session=True, **kwargs)
+    proc = subprocess.Popen(guarded(cmd), start_new_session=True, **kwargs)
     try:
         wait_listening(port, proc, timeout)
     except BaseException:
@@ -206,9 +223,7 @@ async def run_node_async(
     """
     node = require_binary("node")
     proc = await asyncio.create_subprocess_exec(
-        node,
-        str(NODE_DIR / script),
-        *map(str, args),
+        *guarded([node, str(NODE_DIR / script), *map(str, args)]),
         cwd=NODE_DIR,
         env=node_env(),
         stdout=asyncio.subprocess.PIPE,

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import http.client
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser
 
-from support.procs import NginxFactory, free_port, run_node, serve_directory, wait_listening
+from support.procs import (
+    REPO_ROOT,
+    NginxFactory,
+    free_port,
+    run_node,
+    serve_directory,
+    stop,
+    wait_listening,
+)
 
 
 def test_redis_server_answers_ping(redis_server: int) -> None:
@@ -78,3 +91,48 @@ def test_node_runs_with_interop_packages(tmp_path: Path) -> None:
 def test_wait_listening_times_out_on_a_closed_port() -> None:
     with pytest.raises(TimeoutError):
         wait_listening(free_port(), timeout=0.3)
+
+
+def test_guarded_children_end_with_a_killed_test_process(tmp_path: Path) -> None:
+    """A process started through guarded() gets SIGTERM when its parent is SIGKILLed."""
+    parent_code = (
+        "import subprocess, sys, time\n"
+        "from support.procs import guarded\n"
+        "child = subprocess.Popen(guarded([sys.executable, '-c', 'import time; time.sleep(60)']))\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "tests")}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    child = 0
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(5)
+        deadline = time.monotonic() + 5
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(child), "the child outlived its killed parent"
+    finally:
+        if parent.poll() is None:
+            stop(parent)
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether *pid* runs (a zombie waiting for its new parent to reap it does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
