@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -95,6 +96,25 @@ def test_apply_mask_matches_definition(data: bytes, key: bytes) -> None:
     assert frames._apply_mask_py(data, key) == masked
     assert frames._apply_mask_py(bytearray(data), key) == masked
     assert frames._apply_mask_py(memoryview(data), key) == masked
+
+
+@given(
+    st.binary(max_size=2000),
+    st.binary(min_size=4, max_size=4),
+    st.lists(st.integers(0, 2000), max_size=6),
+)
+def test_mask_join_matches_definition_for_any_split(
+    data: bytes, key: bytes, cuts: list[int]
+) -> None:
+    """Pieces of any length and phase: the vector, word and byte steps all line up."""
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    chunks: list[bytes | bytearray | memoryview] = [
+        memoryview(data)[a:b] for a, b in itertools.pairwise(bounds)
+    ]
+    expected = mask_bytes(data, key)
+    assert frames.mask_join(chunks, key) == expected
+    assert frames._mask_join_py(chunks, key) == expected
+    assert frames.apply_mask(data, key) == expected
 
 
 @pytest.mark.parametrize(
