@@ -1548,7 +1548,6 @@ async def test_disconnect_is_not_blocked_by_a_pending_handler(serve: Any, client
 RUN_SCRIPT = """
 import sys
 import wsio
-from support.sio import until
 
 sio = wsio.Server()
 
