@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import hashlib
 import json
+import logging
 import os
 import struct
 import time
@@ -843,6 +844,32 @@ async def test_websocket_bad_packet_closes_the_session(serve: Any, backend: str)
     with pytest.raises(Closed):
         await ws.recv()
     assert (await srv.wait_disconnect(sid))[0] == "parse error"
+
+
+async def test_websocket_failing_in_its_first_bytes_opens_no_session(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad frame sent with the upgrade request: closed with 1002, no session, no error."""
+    srv = await serve()
+    request = (
+        b"GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    unmasked = b"\x81\x014"  # a client frame without a mask: a protocol error
+    for _ in range(5):
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(request + unmasked)
+        reply = await asyncio.wait_for(reader.read(), 5)  # until the server closes
+        writer.close()
+        head, _, frames = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        assert frames[0] == 0x88 and frames[2:4] == b"\x03\xea"  # Close 1002, no open packet
+    assert srv.eio.sessions == {}
+    assert not [e for e in srv.events if e[0] == "connect"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    ws = await ws_connect(srv.port, websocket())  # the server serves on
+    assert (await ws.recv())[0] == "0"  # type: ignore[index]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

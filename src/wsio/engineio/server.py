@@ -21,7 +21,7 @@ from ..http.request import Request, Response
 from ..http.server import HTTPConnection, HTTPServer, Limits
 from ..http.static import StaticFiles
 from ..websocket.deflate import DeflateOptions
-from ..websocket.exceptions import InvalidRequest
+from ..websocket.exceptions import ConnectionClosed, InvalidRequest
 from ..websocket.server import ServerOptions, accept
 from . import packets as eio
 from .cluster import Router
@@ -477,9 +477,17 @@ class Server:
             return self.error_response(request, FORBIDDEN, refusal)
         sid = self.router.new_sid() if self.router is not None else new_id()
         ws = await accept_ws(headers=self._cookie_header(sid))
+        try:
+            ws.write_message(self._open_payload(sid, []))
+        except ConnectionClosed as exc:
+            # The client's first frames already ended the connection (a
+            # protocol violation, or it left): there is no session to open.
+            logger.info(
+                "WebSocket from %s closed before its session opened: %s", ws.remote_address, exc
+            )
+            return None
         session = Session(self, sid, self._handshake_info(request), "websocket")
         self.sessions[sid] = session
-        ws.write_message(self._open_payload(sid, []))
         session.attach_websocket(ws, listen=False)
         session.start()
         self._on_connect(session)
