@@ -594,7 +594,7 @@ async def test_call_from_a_handler_on_its_own_socket(serve: Any, clients: Any) -
 
 @pytest.mark.parametrize("ordered", [True, False])
 async def test_unordered_handler_runs_while_a_call_waits(
-    serve: Any, clients: Any, ordered: bool
+    serve: Any, clients: Any, ordered: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The client needs a server handler before it can answer a call: ``ordered=False``."""
     sio = wsio.Server()
@@ -624,12 +624,16 @@ async def test_unordered_handler_runs_while_a_call_waits(
         assert await c.recv() == "31[]"
         assert await c.recv() == '32["K"]'
         assert running == [0]
+        # The timeout says what may have happened, and what to do about it.
+        hints = [r.getMessage() for r in caplog.records if "ordered=False" in r.getMessage()]
+        assert len(hints) == 1 and "call('question')" in hints[0], hints
         return
     assert await c.recv() == '32["K"]'
     assert running == [1]
     await c.send("3" + found.group(1) + '["K!"]')
     assert await c.recv() == '31["K!"]'
     assert sio.sockets and all(s._unordered == 0 for s in sio.sockets.values())
+    assert not [r for r in caplog.records if "ordered=False" in r.getMessage()]
 
 
 async def test_calls(serve: Any, clients: Any) -> None:

@@ -290,6 +290,18 @@ class Socket:
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             self._acks.pop(ack_id, None)
+            runner = self._runner
+            if runner is not None and len(runner):
+                # Perhaps the answer needed one of the events waiting behind
+                # the handler that made this call.
+                logger.warning(
+                    "call(%r) on socket %s timed out while %d event(s) of the socket waited "
+                    "for their handlers; if the client needs one of them handled before it "
+                    "answers, register that handler with ordered=False",
+                    event,
+                    self.id,
+                    len(runner),
+                )
             raise AckTimeout(f"no acknowledgement for {event!r} within {timeout} s") from None
 
     def timeout(self, seconds: float) -> _SocketWithTimeout:
