@@ -352,6 +352,60 @@ def test_new_namespace_hook_sees_static_namespaces_too() -> None:
     asyncio.run(main())
 
 
+async def test_handlers_of_one_socket(serve: Any, clients: Any) -> None:
+    """socket.on, as Node's: closures per socket, before the namespace's handlers."""
+    sio = wsio.Server()
+    order: list[str] = []
+
+    @sio.on("connect")
+    def connect(socket: wsio.Socket, auth: Any) -> None:
+        if not auth:
+            return
+        secret = auth["secret"]
+        socket.on("whisper", lambda text: f"{secret}:{text}")
+
+        @socket.on("once")
+        async def once() -> str:
+            socket.off("once")
+            await asyncio.sleep(0)
+            return "first"
+
+        socket.on("*", lambda event, *args: f"{secret} has no {event}")
+        socket.on("disconnecting", lambda reason: order.append(f"own disconnecting {reason}"))
+        socket.on("disconnect", lambda reason: order.append(f"own disconnect {reason}"))
+
+    @sio.on("whisper")
+    def whisper(socket: wsio.Socket, text: str) -> str:
+        return "namespace:" + text
+
+    @sio.on("disconnect")
+    def disconnect(socket: wsio.Socket, reason: str) -> None:
+        order.append(f"namespace disconnect {reason}")
+
+    port = await serve(sio)
+    a = await clients(port)
+    await a.join(auth={"secret": "s1"})
+    b = await clients(port)
+    await b.join()
+    await a.send('21["whisper","hi"]')
+    assert await a.recv() == '31["s1:hi"]'
+    await b.send('22["whisper","hi"]')
+    assert await b.recv() == '32["namespace:hi"]'
+    await a.send('23["once"]')
+    assert await a.recv() == '33["first"]'
+    await a.send('24["once"]')  # removed: this socket's catch-all answers
+    assert await a.recv() == '34["s1 has no once"]'
+    await b.send('25["once"]')  # no handler at all for b
+    assert await b.recv() == "35[]"
+    await a.send("1")  # DISCONNECT from the namespace
+    await until(lambda: len(order) == 3)
+    assert order == [
+        "own disconnecting client namespace disconnect",
+        "namespace disconnect client namespace disconnect",
+        "own disconnect client namespace disconnect",
+    ]
+
+
 async def test_refused_connection(serve: Any, clients: Any) -> None:
     sio = wsio.Server()
     events: list[Any] = []

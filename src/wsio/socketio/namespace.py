@@ -52,6 +52,14 @@ class Handler:
         return self.fn(*args)
 
 
+def socket_handler(fn: Callable[..., Any], ordered: bool = True) -> Handler:
+    """A handler registered on one socket (``socket.on``): called without the socket."""
+    inner = Handler(fn)
+    handler = Handler(lambda socket, *args: inner(*args), ordered)
+    handler.is_async = inner.is_async
+    return handler
+
+
 class _Emitter:
     """Broadcast shortcuts shared by namespaces and the server."""
 
@@ -215,38 +223,43 @@ class Namespace(_Emitter):
     def _socket_closing(self, socket: Socket, reason: str) -> None:
         """A connected socket is gone: disconnecting, leave rooms, disconnect (in order)."""
         runner = socket.runner
-        disconnecting = self.handler("disconnecting")
-        disconnect = self.handler("disconnect")
+        own = socket._handlers or {}
+        # The namespace's handler, then the socket's own (socket.on).
+        disconnecting = [
+            h for h in (self.handler("disconnecting"), own.get("disconnecting")) if h is not None
+        ]
+        disconnect = [
+            h for h in (self.handler("disconnect"), own.get("disconnect")) if h is not None
+        ]
 
         async def finish() -> None:
-            try:
-                if disconnecting is not None:
-                    result = disconnecting(socket, reason)
+            for handler in disconnecting:
+                try:
+                    result = handler(socket, reason)
                     if inspect.isawaitable(result):
                         await result
-            except Exception:
-                logger.exception("disconnecting handler failed")
+                except Exception:
+                    logger.exception("disconnecting handler failed")
             self._forget(socket, reason)
-            if disconnect is not None:
-                result = disconnect(socket, reason)
-                if inspect.isawaitable(result):
-                    await result
-
-        if (
-            not runner.busy
-            and (disconnecting is None or not disconnecting.is_async)
-            and (disconnect is None or not disconnect.is_async)
-        ):
-            # Nothing queued and nothing to await: finish synchronously.
-            try:
-                if disconnecting is not None:
-                    disconnecting(socket, reason)
-            except Exception:
-                logger.exception("disconnecting handler failed")
-            self._forget(socket, reason)
-            if disconnect is not None:
+            for handler in disconnect:
                 try:
-                    disconnect(socket, reason)
+                    result = handler(socket, reason)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    logger.exception("disconnect handler failed")
+
+        if not runner.busy and not any(h.is_async for h in (*disconnecting, *disconnect)):
+            # Nothing queued and nothing to await: finish synchronously.
+            for handler in disconnecting:
+                try:
+                    handler(socket, reason)
+                except Exception:
+                    logger.exception("disconnecting handler failed")
+            self._forget(socket, reason)
+            for handler in disconnect:
+                try:
+                    handler(socket, reason)
                 except Exception:
                     logger.exception("disconnect handler failed")
             return

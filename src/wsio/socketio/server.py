@@ -126,10 +126,15 @@ class Connection:
         nsp = socket.nsp
         args: list[Any] = packet.data
         event = args[0]
-        handler = nsp.handler(event)
+        own = socket._handlers
+        handler = own.get(event) if own else None
+        if handler is None:
+            handler = nsp.handler(event)
         catch_all = False
         if handler is None:
-            handler = nsp.handler("*")
+            handler = own.get("*") if own else None
+            if handler is None:
+                handler = nsp.handler("*")
             catch_all = handler is not None
         listeners = nsp.all_any_listeners()
         ack_id = packet.id

@@ -16,7 +16,7 @@ from .packets import RESERVED_EVENTS, Packet, PacketType
 
 if TYPE_CHECKING:
     from .broadcast import BroadcastOperator
-    from .namespace import Namespace
+    from .namespace import Handler, Namespace
     from .server import Connection, Server
 
 __all__ = ["Done", "Handshake", "Socket"]
@@ -111,6 +111,7 @@ class Socket:
     __slots__ = (
         "_acks",
         "_deferred",
+        "_handlers",
         "_held",
         "_replayed_key",
         "_runner",
@@ -144,6 +145,7 @@ class Socket:
         ) = []
         self._deferred: list[Callable[[], Any]] | None = []
         self._runner: SerialRunner | None = None
+        self._handlers: dict[Any, Handler] | None = None  # socket.on(...)
         self._unordered = 0  # ordered=False handlers running
         self._replayed_key: Any = None  # recovery: the last offset replayed, comparable
         self._since: Any = None  # recovery: log position when the socket started receiving
@@ -182,6 +184,41 @@ class Socket:
         if runner is None:
             runner = self._runner = SerialRunner()
         return runner
+
+    # -- handlers of this socket only ----------------------------------------------
+
+    def on(
+        self,
+        event: str | int | float,
+        handler: Callable[..., Any] | None = None,
+        *,
+        ordered: bool = True,
+    ) -> Any:
+        """Handle *event* for this socket only (Node's ``socket.on``); usable as a decorator.
+
+        The handler gets the event's arguments, without the socket (it is
+        usually a closure made in the connect handler), and its return value
+        is the acknowledgement. It takes precedence over the namespace's
+        handler of the same event; ``"*"`` is this socket's catch-all
+        (event, *args). ``"disconnecting"`` and ``"disconnect"`` get the
+        reason, after the namespace's handlers of those. ``ordered`` as in
+        :meth:`Namespace.on`. The handlers go with the socket.
+        """
+
+        from .namespace import socket_handler  # (namespace imports this module)
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            if self._handlers is None:
+                self._handlers = {}
+            self._handlers[event] = socket_handler(fn, ordered)
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def off(self, event: str | int | float) -> None:
+        """Remove this socket's own handler of *event* (see :meth:`on`)."""
+        if self._handlers is not None:
+            self._handlers.pop(event, None)
 
     # -- writing ----------------------------------------------------------------------
 
