@@ -356,6 +356,8 @@ async def test_handlers_of_one_socket(serve: Any, clients: Any) -> None:
     """socket.on, as Node's: closures per socket, before the namespace's handlers."""
     sio = wsio.Server()
     order: list[str] = []
+    seen: list[tuple[Any, ...]] = []
+    sio.on_any(lambda socket, event, *args: seen.append(("namespace", event)))
 
     @sio.on("connect")
     def connect(socket: wsio.Socket, auth: Any) -> None:
@@ -371,6 +373,8 @@ async def test_handlers_of_one_socket(serve: Any, clients: Any) -> None:
             return "first"
 
         socket.on("*", lambda event, *args: f"{secret} has no {event}")
+        socket.on_any(lambda event, *args: seen.append((secret, event, *args)))
+        socket.on("quiet", lambda: socket.off_any())
         socket.on("disconnecting", lambda reason: order.append(f"own disconnecting {reason}"))
         socket.on("disconnect", lambda reason: order.append(f"own disconnect {reason}"))
 
@@ -397,6 +401,23 @@ async def test_handlers_of_one_socket(serve: Any, clients: Any) -> None:
     assert await a.recv() == '34["s1 has no once"]'
     await b.send('25["once"]')  # no handler at all for b
     assert await b.recv() == "35[]"
+    # a's own listener sees a's events, after the namespace's; b has none of its own.
+    assert seen == [
+        ("namespace", "whisper"),
+        ("s1", "whisper", "hi"),
+        ("namespace", "whisper"),
+        ("namespace", "once"),
+        ("s1", "once"),
+        ("namespace", "once"),
+        ("s1", "once"),
+        ("namespace", "once"),
+    ]
+    await a.send('26["quiet"]')
+    assert await a.recv() == "36[]"
+    await a.send('27["whisper","again"]')
+    assert await a.recv() == '37["s1:again"]'
+    # "quiet" was seen by both, then a's listener was off for "whisper".
+    assert seen[-3:] == [("namespace", "quiet"), ("s1", "quiet"), ("namespace", "whisper")]
     await a.send("1")  # DISCONNECT from the namespace
     await until(lambda: len(order) == 3)
     assert order == [

@@ -110,6 +110,7 @@ class Socket:
 
     __slots__ = (
         "_acks",
+        "_any",
         "_deferred",
         "_handlers",
         "_held",
@@ -146,6 +147,7 @@ class Socket:
         self._deferred: list[Callable[[], Any]] | None = []
         self._runner: SerialRunner | None = None
         self._handlers: dict[Any, Handler] | None = None  # socket.on(...)
+        self._any: list[tuple[Callable[..., Any], Handler]] | None = None  # socket.on_any(...)
         self._unordered = 0  # ordered=False handlers running
         self._replayed_key: Any = None  # recovery: the last offset replayed, comparable
         self._since: Any = None  # recovery: log position when the socket started receiving
@@ -219,6 +221,21 @@ class Socket:
         """Remove this socket's own handler of *event* (see :meth:`on`)."""
         if self._handlers is not None:
             self._handlers.pop(event, None)
+
+    def on_any(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Call *fn* (event, *args) for every event this socket receives, before its
+        handler (Node's ``socket.onAny``); after the namespace's ``on_any`` listeners."""
+        from .namespace import socket_handler
+
+        if self._any is None:
+            self._any = []
+        self._any.append((fn, socket_handler(fn)))
+        return fn
+
+    def off_any(self, fn: Callable[..., Any] | None = None) -> None:
+        """Remove *fn* from this socket's :meth:`on_any` listeners (all of them without *fn*)."""
+        if self._any is not None:
+            self._any = [pair for pair in self._any if fn is not None and pair[0] is not fn]
 
     # -- writing ----------------------------------------------------------------------
 
