@@ -135,11 +135,17 @@ class _Connection:
         try:
             while queue:
                 batch = [queue.popleft() for _ in range(min(len(queue), 256))]
-                offsets = await self._append([item for _, item, _ in batch])
-                publisher = self._publisher()
-                for (channel, item, fut), offset in zip(batch, offsets):
-                    payload = item.payload(offset) if isinstance(item, _Logged) else item
-                    _chain(publisher.publish(channel, payload), fut)
+                try:
+                    offsets = await self._append([item for _, item, _ in batch])
+                    publisher = self._publisher()
+                    for (channel, item, fut), offset in zip(batch, offsets):
+                        payload = item.payload(offset) if isinstance(item, _Logged) else item
+                        _chain(publisher.publish(channel, payload), fut)
+                except Exception:
+                    logger.exception("emitter could not publish %d message(s)", len(batch))
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_result(False)  # awaiting it raises ClusterError
         finally:
             self._task = None
 

@@ -607,3 +607,18 @@ async def test_emitter_events_are_recovered(redis_server: int, mode: str, logged
         await emitter.close()
         await client.disconnect()
         await node.shutdown()
+
+
+@pytest.mark.parametrize("recovery", [False, True], ids=["plain", "logging"])
+async def test_emitter_without_redis_raises_cluster_error(recovery: bool) -> None:
+    """No Redis: an emit fails with ClusterError (never hangs), in both of the emitter's paths."""
+    emitter = wsio.Emitter(
+        f"redis://127.0.0.1:{free_port()}", connect_timeout=1, connection_state_recovery=recovery
+    )
+    try:
+        with pytest.raises(ClusterError):
+            await asyncio.wait_for(emitter.to("r").emit("news", 1), 10)
+        with pytest.raises(ClusterError):
+            await asyncio.wait_for(emitter.sockets_join("x"), 10)
+    finally:
+        await asyncio.wait_for(emitter.close(), 10)
