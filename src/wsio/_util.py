@@ -10,11 +10,20 @@ import inspect
 import logging
 import os
 import socket
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["SerialRunner", "call_handler", "is_async_callable", "new_id", "set_nodelay", "spawn"]
+__all__ = [
+    "SerialRunner",
+    "call_handler",
+    "is_async_callable",
+    "new_id",
+    "set_nodelay",
+    "spawn",
+    "writelines",
+]
 
 logger = logging.getLogger("wsio")
 
@@ -201,3 +210,29 @@ class SerialRunner:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+
+
+def _selector_socket_transport() -> type | None:
+    if sys.version_info < (3, 12):
+        return None
+    from asyncio import selector_events
+
+    return getattr(selector_events, "_SelectorSocketTransport", None)
+
+
+_SKIPS_FLOW_CONTROL = _selector_socket_transport()
+
+
+def writelines(transport: asyncio.WriteTransport, data: list[bytes] | list[Any]) -> None:
+    """``transport.writelines(data)``, with flow control on every event loop.
+
+    Since Python 3.12 asyncio's own socket transport writes a list without
+    comparing its buffer with the high-water mark, so ``pause_writing``
+    never comes (and senders never wait); have it check after. uvloop's
+    transports and asyncio's TLS transport do it themselves.
+    """
+    transport.writelines(data)
+    if _SKIPS_FLOW_CONTROL is not None and isinstance(transport, _SKIPS_FLOW_CONTROL):
+        check = getattr(transport, "_maybe_pause_protocol", None)
+        if check is not None:
+            check()

@@ -759,7 +759,12 @@ async def test_compression_negotiation(
         big = "compress me " * 1000
         written: list[int] = []
         real_write = ws.transport.write
+        real_writelines = ws.transport.writelines
         ws.transport.write = lambda data: (written.append(len(data)), real_write(data))[1]  # type: ignore[method-assign]
+        ws.transport.writelines = lambda items: (  # type: ignore[method-assign]
+            written.append(sum(map(len, items))),
+            real_writelines(items),
+        )[1]
         await ws.send(big)
         assert await ws.recv() == big
         assert (sum(written) < len(big) // 10) is negotiated

@@ -559,8 +559,9 @@ class Server:
 
     async def shutdown(self) -> None:
         """Close every session and stop listening."""
-        if self._http is not None:
-            await self._http.close()
+        http = self._http
+        if http is not None:
+            await http.close(wait=False)
         sessions = [s for s in self.sessions.values() if not s.closed]
         if sessions:
             await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
@@ -568,6 +569,8 @@ class Server:
         # packet: with the server gone, none will come.
         for session in list(self.sessions.values()):
             session._forget()
+        if http is not None:
+            await http.close()  # the connections the sessions held are idle now
         self._http = None
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **kwargs: Any) -> None:

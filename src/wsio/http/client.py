@@ -47,7 +47,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from .._util import set_nodelay
+from .._util import set_nodelay, writelines
 from .headers import Headers, HeadMeter
 
 __all__ = [
@@ -545,7 +545,7 @@ class _Connection(asyncio.Protocol):
         self._body_size = 0
         self.keep_alive = False
         assert self.transport is not None
-        self.transport.writelines(data)
+        writelines(self.transport, data)
         return fut
 
     def _complete(self) -> None:

@@ -33,7 +33,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from .._util import set_nodelay
+from .._util import set_nodelay, writelines
 from .headers import Headers, HeadMeter
 from .request import Request, Response, status_line
 
@@ -437,7 +437,7 @@ class HTTPConnection(asyncio.Protocol):
         if len(body) < 16384:
             self.transport.write(head + body)
         else:
-            self.transport.writelines([head, body])
+            writelines(self.transport, [head, body])
 
     def _send_error(self, status: int, message: str) -> None:
         if self.transport.is_closing():
@@ -577,15 +577,28 @@ class HTTPServer:
         """The port of the first listening socket."""
         return int(self.sockets[0].getsockname()[1])
 
-    async def close(self) -> None:
-        """Stop listening and close the plain HTTP connections when idle."""
+    async def close(self, *, wait: bool = True) -> None:
+        """Stop listening and close the plain HTTP connections when idle.
+
+        With ``wait`` (the default), then wait (at most 5 s) until every
+        connection the listeners accepted is gone (see :meth:`wait_closed`). A
+        layer that owns upgraded connections passes ``wait=False``, closes
+        them, then awaits :meth:`wait_closed`: since Python 3.12 that waits for
+        the upgraded connections too.
+        """
         for srv in self._servers:
             srv.close()
         for conn in list(self.connections):
             conn.close()
+        if wait:
+            await self.wait_closed()
+
+    async def wait_closed(self, timeout: float = 5.0) -> None:
+        """Wait (at most *timeout* seconds) until the listeners closed by :meth:`close`
+        have no connection left; then forget them."""
         for srv in self._servers:
             try:
-                await asyncio.wait_for(srv.wait_closed(), 5)
-            except TimeoutError:  # pragma: no cover
-                pass
+                await asyncio.wait_for(srv.wait_closed(), timeout)
+            except TimeoutError:
+                logger.warning("connections still open %.0f s after the server closed", timeout)
         self._servers = []

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any
 
+from .._util import writelines
 from ..http.headers import Headers
 from .events import BinaryMessage, CloseReceived, Failed, Ping, Pong, TextMessage
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidState
@@ -393,7 +394,7 @@ class WebSocket(asyncio.Protocol):
                 if len(frames) == 1:
                     self.transport.write(frames[0])
                 else:
-                    self.transport.writelines(frames)
+                    writelines(self.transport, frames)
                 return
             pending = self._pending = []
             self.loop.call_soon(self._flush)
@@ -414,7 +415,7 @@ class WebSocket(asyncio.Protocol):
         if len(pending) == 1:
             self.transport.write(pending[0])
         else:
-            self.transport.writelines(pending)
+            writelines(self.transport, pending)
 
     async def send(self, message: Data | Iterable[Data] | AsyncIterable[Data]) -> None:
         """Send a message: ``str`` as text, ``bytes``-like as binary.

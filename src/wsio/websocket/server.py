@@ -235,7 +235,7 @@ class WebSocketServer:
             await self._closed.wait()
             return
         self._closing = True
-        await self.http.close()
+        await self.http.close(wait=False)
         closers = [ws.close(code, reason) for ws in list(self.connections)]
         if closers:
             await asyncio.gather(*closers, return_exceptions=True)
@@ -243,6 +243,7 @@ class WebSocketServer:
             _, pending = await asyncio.wait(list(self._tasks), timeout=self.options.close_timeout)
             for task in pending:
                 task.cancel()
+        await self.http.wait_closed()
         self._closed.set()
 
     async def wait_closed(self) -> None:
