@@ -79,73 +79,33 @@ async def call_handler(fn: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
-class _Resume:
-    """Awaitable that carries on a coroutine already started by hand.
-
-    :class:`SerialRunner` starts a job's coroutine eagerly (most handlers
-    finish without ever waiting); when it does wait, the rest runs in a task
-    through this object, which forwards what the task sends or throws.
-    """
-
-    __slots__ = ("_coro", "_first")
-
-    def __init__(self, coro: Any, first: Any) -> None:
-        self._coro = coro
-        self._first = first
-
-    def __await__(self) -> Any:
-        coro = self._coro
-        value = self._first
-        self._first = None
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # thrown in (e.g. cancellation)
-                try:
-                    value = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    value = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
+_EAGER_TASKS = sys.version_info >= (3, 12)
+"""Whether asyncio can run a new task's first step at once (``eager_start``)."""
 
 
-def _start(job: Callable[[], Any]) -> Any:
-    """Run *job* up to its first wait; returns what is left to await, or None."""
-    result = job()
-    if result.__class__ is _COROUTINE or inspect.iscoroutine(result):
-        try:
-            first = result.send(None)
-        except StopIteration:
-            return None
-        return _Resume(result, first)
-    if result is not None and inspect.isawaitable(result):
-        return result
-    return None
+class _Starting:
+    """Stands for the task of a :class:`SerialRunner` while its first job starts."""
+
+    __slots__ = ()
+
+    def cancel(self) -> bool:
+        return False
 
 
-async def _sample() -> None:  # pragma: no cover - only its type is used
-    pass
-
-
-_coro = _sample()
-_COROUTINE = type(_coro)
-_coro.close()
+_STARTING: Any = _Starting()
 
 
 class SerialRunner:
     """Runs jobs one after the other, in submission order, in at most one task.
 
-    A job submitted while nothing else runs starts at once, in a copy of the
-    current context (no task at all when it finishes without waiting); the
-    task exists only while a job waits or jobs are queued, so an idle owner
-    costs nothing. A job is a zero-argument callable returning an awaitable
-    or not.
+    A job submitted while nothing else runs is called at once; when it
+    returns an awaitable, that runs in a task (in a copy of the current
+    context), which then takes the jobs queued meanwhile. Since Python 3.12
+    the task starts eagerly: a coroutine that never waits finishes before
+    :meth:`submit` returns, and ``asyncio.current_task()``,
+    ``asyncio.timeout()`` work in it from its first line. The task exists
+    only while a job waits or jobs are queued, so an idle owner costs
+    nothing. A job is a zero-argument callable returning an awaitable or not.
     """
 
     __slots__ = ("_jobs", "_task")
@@ -171,13 +131,27 @@ class SerialRunner:
     def _run_eagerly(self, job: Callable[[], Any]) -> None:
         ctx = contextvars.copy_context()
         try:
-            awaitable = ctx.run(_start, job)
+            awaitable = ctx.run(job)
         except Exception:
             logger.exception("handler failed")
             return
-        if awaitable is None:
+        if awaitable is None or not inspect.isawaitable(awaitable):
             return
-        task = asyncio.get_running_loop().create_task(self._run(awaitable), context=ctx)
+        loop = asyncio.get_running_loop()
+        if _EAGER_TASKS:
+            # Jobs submitted while the first step runs queue behind it.
+            self._task = _STARTING
+            try:
+                task: asyncio.Task[None] = asyncio.Task(  # type: ignore[call-arg]
+                    self._run(awaitable), loop=loop, context=ctx, eager_start=True
+                )
+            except BaseException:
+                self._task = None
+                raise
+            if task.done():  # finished without waiting (_run reset _task)
+                return
+        else:
+            task = loop.create_task(self._run(awaitable), context=ctx)
         _background.add(task)
         task.add_done_callback(_task_done)
         self._task = task

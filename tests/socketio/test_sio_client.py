@@ -988,3 +988,22 @@ async def test_unordered_client_handler_runs_while_a_call_waits(
             assert await socket.call("a", timeout=3) == "x+B"
     finally:
         await sio.shutdown()
+
+
+async def test_client_handlers_run_in_a_task_from_their_first_line(clients: Any) -> None:
+    """asyncio.timeout() and current_task() work in a client handler before it waits."""
+    sio = wsio.Server()
+    http = await sio.start("127.0.0.1", 0)
+    try:
+        client = clients(f"http://127.0.0.1:{http.port}", transports=["websocket"])
+
+        @client.on("q")
+        async def q() -> bool:
+            async with asyncio.timeout(1):
+                return asyncio.current_task() is not None
+
+        await client.connect()
+        (socket,) = sio.sockets.values()
+        assert await socket.call("q", timeout=3) is True
+    finally:
+        await sio.shutdown()

@@ -711,6 +711,25 @@ async def test_unordered_handler_runs_while_a_call_waits(
     assert not [r for r in caplog.records if "ordered=False" in r.getMessage()]
 
 
+async def test_handlers_run_in_a_task_from_their_first_line(serve: Any, clients: Any) -> None:
+    """asyncio.timeout() and current_task() work in a handler before it ever waits."""
+    sio = wsio.Server()
+
+    @sio.on("q")
+    async def q(socket: wsio.Socket, n: int) -> Any:
+        async with asyncio.timeout(1):  # needs a task
+            inside = asyncio.current_task() is not None
+            if n:
+                await asyncio.sleep(0)
+        return [inside, n]
+
+    port = await serve(sio)
+    c = await clients(port)
+    await c.join()
+    await c.send('21["q",0]', '22["q",1]', '23["q",0]')
+    assert [await c.recv() for _ in range(3)] == ["31[[true,0]]", "32[[true,1]]", "33[[true,0]]"]
+
+
 async def test_calls(serve: Any, clients: Any) -> None:
     sio = wsio.Server()
     results: list[Any] = []
