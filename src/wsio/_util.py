@@ -198,15 +198,19 @@ _SKIPS_FLOW_CONTROL = _selector_socket_transport()
 
 
 def writelines(transport: asyncio.WriteTransport, data: list[bytes] | list[Any]) -> None:
-    """``transport.writelines(data)``, with flow control on every event loop.
+    """``transport.writelines(data)``, working around two faults of asyncio's own
+    socket transport since Python 3.12 (uvloop's and the TLS transport are fine).
 
-    Since Python 3.12 asyncio's own socket transport writes a list without
-    comparing its buffer with the high-water mark, so ``pause_writing``
-    never comes (and senders never wait); have it check after. uvloop's
-    transports and asyncio's TLS transport do it themselves.
+    * It writes a list without comparing its buffer with the high-water mark,
+      so ``pause_writing`` never comes and senders never wait: have it check.
+    * An empty item after the last byte sent stays in its buffer for good: the
+      transport spins on a writable socket and ``close()`` never completes. So
+      empty items (the payload of an empty frame) are left out.
     """
-    transport.writelines(data)
     if _SKIPS_FLOW_CONTROL is not None and isinstance(transport, _SKIPS_FLOW_CONTROL):
+        transport.writelines([item for item in data if len(item)])
         check = getattr(transport, "_maybe_pause_protocol", None)
         if check is not None:
             check()
+        return
+    transport.writelines(data)
