@@ -485,9 +485,17 @@ async def test_packets_stream_both_ways_during_the_upgrade(
         sent_at_upgrade.append(sent)
         recorder_upgrade()
 
+    recorder_open = client._handlers.get("open")
+
+    @client.on("open")
+    def on_open() -> None:
+        # Start the server's stream at once, before the probe can finish.
+        client.write(f"!stream {count} 2")
+        if recorder_open is not None:
+            recorder_open()
+
     await client.connect()
     assert client.transport == "polling"
-    client.write(f"!stream {count} 2")
 
     async def produce() -> None:
         nonlocal sent
