@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any, NamedTuple
@@ -49,6 +48,7 @@ from .adapters.redis import (
     wire_opts,
     wire_packet,
 )
+from .adapters.redis_recovery import append_to_log
 from .socketio.adapter import BroadcastOptions
 from .socketio.packets import RESERVED_EVENTS
 from .socketio.recovery import RecoveryOptions
@@ -159,21 +159,15 @@ class _Connection:
 
         assert self.recovery_window is not None
         pack = msgpack.Packer(use_bin_type=True).pack
-        min_id = str(max(int((time.time() - self.recovery_window) * 1000), 0))
+        entries = [(item.stream, item.data, item.opts) for _, item in logged]
         try:
             self._publisher()
-            pipe = self.client.pipeline(transaction=False)
-            for _, item in logged:
-                fields = {"d": pack(item.data), "o": pack(item.opts.to_dict())}
-                pipe.xadd(item.stream, fields, minid=min_id, approximate=True)
-            for stream in {item.stream for _, item in logged}:
-                pipe.expire(stream, int(self.recovery_window) + 60)
-            ids = await pipe.execute()
+            ids = await append_to_log(self.client, pack, entries, self.recovery_window)
         except Exception as exc:
             logger.warning("recovery log unavailable (%s): events go out without an offset", exc)
             return offsets
-        for (i, _), entry in zip(logged, ids):
-            offsets[i] = entry.decode() if isinstance(entry, bytes) else str(entry)
+        for (i, _), entry in zip(logged, ids, strict=True):
+            offsets[i] = entry
         return offsets
 
     async def close(self) -> None:

@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._util import spawn
@@ -33,7 +33,7 @@ from ..socketio.packets import Packet, PacketType
 if TYPE_CHECKING:
     from .redis import RedisNamespaceAdapter
 
-__all__ = ["SharedRecovery"]
+__all__ = ["SharedRecovery", "append_to_log"]
 
 logger = logging.getLogger("wsio.adapters.redis")
 
@@ -44,6 +44,28 @@ _BATCH = 256
 def recoverable(packet: Packet, opts: BroadcastOptions) -> bool:
     """Whether *packet* gets an offset (and a place in the log)."""
     return packet.type is PacketType.EVENT and packet.id is None and not opts.volatile
+
+
+async def append_to_log(
+    client: Any,
+    pack: Callable[[Any], bytes],
+    entries: Sequence[tuple[str, list[Any], BroadcastOptions]],
+    window: float,
+) -> list[str]:
+    """Append ``(stream, event data, options)`` entries to recovery logs in one pipeline.
+
+    Each stream drops what is older than *window* seconds and expires a minute
+    after it; returns the entries' ids (their offsets). Redis errors propagate.
+    """
+    min_id = str(max(int((time.time() - window) * 1000), 0))
+    pipe = client.pipeline(transaction=False)
+    for stream, data, opts in entries:
+        fields = {"d": pack(data), "o": pack(opts.to_dict())}
+        pipe.xadd(stream, fields, minid=min_id, approximate=True)
+    for stream in dict.fromkeys(stream for stream, _, _ in entries):
+        pipe.expire(stream, int(window) + 60)
+    ids = await pipe.execute()
+    return [i.decode() if isinstance(i, bytes) else str(i) for i in ids[: len(entries)]]
 
 
 class SharedRecovery:
@@ -100,18 +122,12 @@ class SharedRecovery:
         link = self.adapter.link
         if not link.up or link.client is None:
             return [None] * len(batch)
-        min_id = str(max(int((time.time() - self.window) * 1000), 0))
+        entries = [(self.stream, packet.data, opts) for packet, opts, _publish, _fut in batch]
         try:
-            pipe = link.client.pipeline(transaction=False)
-            for packet, opts, _publish, _fut in batch:
-                fields = {"d": self._pack(packet.data), "o": self._pack(opts.to_dict())}
-                pipe.xadd(self.stream, fields, minid=min_id, approximate=True)
-            pipe.expire(self.stream, int(self.window) + 60)
-            ids = await pipe.execute()
+            return list(await append_to_log(link.client, self._pack, entries, self.window))
         except Exception as exc:
             logger.warning("recovery log unavailable (%s): events go out without an offset", exc)
             return [None] * len(batch)
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids[: len(batch)]]
 
     # -- sessions ---------------------------------------------------------------------
     #
