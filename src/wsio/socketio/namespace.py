@@ -232,37 +232,34 @@ class Namespace(_Emitter):
             h for h in (self.handler("disconnect"), own.get("disconnect")) if h is not None
         ]
 
-        async def finish() -> None:
-            for handler in disconnecting:
+        def call_all(handlers: list[Handler], what: str) -> None:
+            for handler in handlers:
+                try:
+                    handler(socket, reason)
+                except Exception:
+                    logger.exception("%s handler failed", what)
+
+        async def await_all(handlers: list[Handler], what: str) -> None:
+            for handler in handlers:
                 try:
                     result = handler(socket, reason)
                     if inspect.isawaitable(result):
                         await result
                 except Exception:
-                    logger.exception("disconnecting handler failed")
-            self._forget(socket, reason)
-            for handler in disconnect:
-                try:
-                    result = handler(socket, reason)
-                    if inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    logger.exception("disconnect handler failed")
+                    logger.exception("%s handler failed", what)
 
         if not runner.busy and not any(h.is_async for h in (*disconnecting, *disconnect)):
             # Nothing queued and nothing to await: finish synchronously.
-            for handler in disconnecting:
-                try:
-                    handler(socket, reason)
-                except Exception:
-                    logger.exception("disconnecting handler failed")
+            call_all(disconnecting, "disconnecting")
             self._forget(socket, reason)
-            for handler in disconnect:
-                try:
-                    handler(socket, reason)
-                except Exception:
-                    logger.exception("disconnect handler failed")
+            call_all(disconnect, "disconnect")
             return
+
+        async def finish() -> None:
+            await await_all(disconnecting, "disconnecting")
+            self._forget(socket, reason)
+            await await_all(disconnect, "disconnect")
+
         runner.submit(finish)
 
     def _forget(self, socket: Socket, reason: str) -> None:
