@@ -18,9 +18,8 @@ from support.procs import (
     SETUP_HINT,
     NginxFactory,
     free_port,
-    nginx_conf,
     require_binary,
-    start,
+    start_nginx,
     start_redis,
     stop,
 )
@@ -93,7 +92,7 @@ def nginx_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxFac
     Connection headers, as a proxy that was not set up for WebSocket does.
     Every nginx started is stopped at teardown.
     """
-    binary = _need("nginx")
+    _need("nginx")  # a clear failure when it is missing
     procs: list[subprocess.Popen[Any]] = []
 
     def make(upstreams: list[int], balance: str = "", websocket: bool = True) -> int:
@@ -104,23 +103,13 @@ def nginx_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxFac
         balance = balance.strip()
         if balance and not balance.endswith(";"):
             balance += ";"
-        conf = tmp / "nginx.conf"
         http = NGINX_HTTP.format(
             port=port,
             balance=balance,
             servers="\n".join(f"        server 127.0.0.1:{p};" for p in upstreams),
             websocket=NGINX_WEBSOCKET if websocket else "",
         )
-        conf.write_text(nginx_conf(tmp, http))
-        base = [binary, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")]
-        check = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True, check=False)
-        if check.returncode != 0:
-            raise RuntimeError(f"nginx rejected its config:\n{check.stderr}")
-        log = (tmp / "stderr.log").open("wb")
-        try:
-            procs.append(start([*base, "-g", "daemon off;"], port, stderr=log))
-        finally:
-            log.close()
+        procs.append(start_nginx(tmp, http, port))
         return port
 
     try:

@@ -42,10 +42,10 @@ from support.procs import (
     NginxFactory,
     free_port,
     guarded,
-    nginx_conf,
     node_env,
     require_binary,
     start,
+    start_nginx,
     start_redis,
     stop,
     wait_listening,
@@ -529,7 +529,6 @@ class DocumentedProxy:
         self.procs: list[subprocess.Popen[Any]] = []
 
     def nginx(self, ports: list[int]) -> int:
-        binary = require_binary("nginx")
         port = free_port()
         body = on_loopback(
             documented_block("nginx", "nginx"),
@@ -537,13 +536,7 @@ class DocumentedProxy:
             ("listen 80;", "listen 127.0.0.1:{port};"),
             port,
         )
-        conf = self.tmp / "nginx.conf"
-        conf.write_text(nginx_conf(self.tmp, body))
-        base = [binary, "-p", str(self.tmp), "-c", str(conf), "-e", str(self.tmp / "error.log")]
-        check = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True, check=False)
-        assert check.returncode == 0, f"nginx rejects the documented config:\n{check.stderr}"
-        with (self.tmp / "nginx.err").open("wb") as err:
-            self.procs.append(start([*base, "-g", "daemon off;"], port, stderr=err))
+        self.procs.append(start_nginx(self.tmp, body, port))
         return port
 
     def haproxy(self, ports: list[int]) -> int:

@@ -149,10 +149,22 @@ http {{
 """
 
 
-def nginx_conf(directory: str | os.PathLike[str], http: str) -> str:
-    """A complete nginx.conf for a private nginx: *http* is the ``http`` block's body;
-    pid file, logs and temporary files go to *directory*."""
-    return NGINX_MAIN.format(tmp=directory, http=http)
+def start_nginx(directory: Path, http: str, port: int) -> subprocess.Popen[Any]:
+    """Start a private nginx whose ``http`` block holds *http*, listening on *port*.
+
+    The configuration, pid file, logs and temporary files live in *directory*.
+    Raises RuntimeError with nginx's own message when it refuses the
+    configuration; stop the process with :func:`stop`.
+    """
+    binary = require_binary("nginx")
+    conf = directory / "nginx.conf"
+    conf.write_text(NGINX_MAIN.format(tmp=directory, http=http))
+    base = [binary, "-p", str(directory), "-c", str(conf), "-e", str(directory / "error.log")]
+    check = subprocess.run([*base, "-t", "-q"], capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        raise RuntimeError(f"nginx rejected its config:\n{check.stderr}")
+    with (directory / "stderr.log").open("wb") as log:
+        return start([*base, "-g", "daemon off;"], port, stderr=log)
 
 
 def start_redis(port: int, directory: str | os.PathLike[str]) -> subprocess.Popen[Any]:
