@@ -138,7 +138,7 @@ class Connection:
             catch_all = handler is not None
         listeners = nsp.all_any_listeners()
         if socket._any:
-            listeners = [*listeners, *(handler for _, handler in socket._any)]
+            listeners = [*listeners, *(listener for _, listener in socket._any)]
         ack_id = packet.id
         runner = socket._runner
         if handler is not None and not handler.ordered and socket._state == CONNECTED:
