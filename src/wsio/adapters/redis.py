@@ -1220,7 +1220,7 @@ class RedisNamespaceAdapter(Adapter):
             return
         self._closed = True
         if self._recovery is not None:
-            self._recovery.close()
+            await self._recovery.close(self.factory.connect_timeout)
         self._fail_requests(ClusterError("the adapter was closed"))
         link = self.link
         link.unsubscribe([*self._fixed_channels(), *map(self.room_channel, self._room_channels)])

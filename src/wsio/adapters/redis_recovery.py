@@ -84,6 +84,7 @@ class SharedRecovery:
         self._queue: deque[tuple[Packet, BroadcastOptions, bool, asyncio.Future[None]]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._persisting: set[asyncio.Task[None]] = set()
 
     @property
     def window(self) -> float:
@@ -199,7 +200,10 @@ class SharedRecovery:
 
     def persist(self, session: dict[str, Any]) -> Awaitable[None]:
         """Keep a departing socket's session in Redis (for the recovery window)."""
-        return spawn(self._persist(dict(session)))
+        task = spawn(self._persist(dict(session)))
+        self._persisting.add(task)
+        task.add_done_callback(self._persisting.discard)
+        return task
 
     async def _persist(self, session: dict[str, Any]) -> None:
         if not isinstance(session.get("since"), str):
@@ -217,10 +221,13 @@ class SharedRecovery:
         except Exception:
             pass
 
-    def close(self) -> None:
-        """Stop refreshing snapshots."""
+    async def close(self, timeout: float) -> None:
+        """Stop refreshing snapshots; let the sessions being written (a server
+        shutting down writes every session) reach Redis, for *timeout* at most."""
         if self._refresher is not None:
             self._refresher.cancel()
+        if self._persisting:
+            await asyncio.wait(list(self._persisting), timeout=timeout)
 
     async def restore(self, pid: str, offset: str | None) -> dict[str, Any] | None:
         """The session *pid* with ``missed_packets``, or None when it cannot be recovered."""
